@@ -1,0 +1,145 @@
+"""The ``tdml`` command; its subcommands are the MLproject entry points.
+
+Options map onto dotted config keys; ``--config file.yaml`` and ``--set key=value`` reach
+every other field. The raw config is type-checked inside the MLflow run, so bad input
+ends as a FAILED run with its reason, a message on stderr and exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from typing import Any, Callable
+
+from tdml import pipelines, tracking
+from tdml.config import (DataConfig, DistillRunConfig, TeacherRunConfig, coerce_dataclass,
+                         deep_merge, load_yaml, parse_overrides, set_dotted)
+from tdml.errors import TdmlError
+
+# option -> (dotted config key, type); "" / 0 from MLproject defaults mean "not given" where noted
+DATA_OPTS = {"dataset": ("data.dataset", str), "data_path": ("data.data_path", str),
+             "seq_len": ("data.seq_len", int), "pred_len": ("data.pred_len", int),
+             "batch_size": ("data.batch_size", int)}
+TRAIN_OPTS = {"epochs": ("train.epochs", int), "lr": ("train.lr", float), "seed": ("train.seed", int),
+              "patience": ("train.patience", int), "device": ("train.device", str)}
+TRACK_OPTS = {"alias": ("tracking.alias", str), "experiment": ("tracking.experiment", str)}
+LOSS_OPTS = {"alpha": ("loss.alpha", float), "beta": ("loss.beta", float),
+             "temperature": ("loss.temperature", float), "scales": ("loss.scales", int),
+             "kl_mode": ("loss.kl_mode", str)}
+
+
+def _add(p: argparse.ArgumentParser, opts: dict[str, tuple[str, type]]) -> None:
+    for name, (key, tp) in opts.items():
+        p.add_argument("--" + name.replace("_", "-"), dest=name, type=tp, default=None,
+                       help=f"sets {key}")
+
+
+def _raw_config(args: argparse.Namespace, opts: dict[str, tuple[str, type]]) -> dict[str, Any]:
+    raw: dict[str, Any] = load_yaml(args.config) if args.config else {}
+    given: dict[str, Any] = {}
+    for name, (key, _) in opts.items():
+        v = getattr(args, name, None)
+        if v is None or v == "":  # not given (MLproject passes "" for an unset string)
+            continue
+        set_dotted(given, key, v)
+    return deep_merge(deep_merge(raw, given), parse_overrides(args.set or []))
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", help="YAML file with config fields (overridden by options)")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="dotted override, e.g. --set train.patience=3 (repeatable)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def _progress(args, raw):
+    if args.no_progress:
+        set_dotted(raw, "train.progress", False)
+    return raw
+
+
+def cmd_train_teacher(args) -> int:
+    raw = _progress(args, _raw_config(args, {**DATA_OPTS, **TRAIN_OPTS, **TRACK_OPTS, "model": ("model", str)}))
+    exp = raw.get("tracking", {}).get("experiment", "tdml")
+    with tracking.start_run(exp, f"teacher-{raw.get('model', 'itransformer')}", "teacher"):
+        cfg = coerce_dataclass(TeacherRunConfig, raw)
+        s = pipelines.train_teacher_in_run(cfg)
+    print(f"teacher run {s.run_id}: test_mse={s.metrics['test_mse']:.4f} test_mae={s.metrics['test_mae']:.4f} "
+          f"params={s.n_params:,} registered={s.registered}")
+    return 0
+
+
+def _distill_raw(args) -> tuple[dict, dict]:
+    raw = _progress(args, _raw_config(args, {**DATA_OPTS, **TRAIN_OPTS, **TRACK_OPTS, **LOSS_OPTS,
+                                             "teacher": ("teacher", str), "model": ("student", str),
+                                             "method": ("method", str)}))
+    data = raw.pop("data", {})
+    # seq_len/pred_len 0 (the MLproject default) = inherit the teacher's
+    data = {k: v for k, v in data.items() if not (k in ("seq_len", "pred_len") and v == 0)}
+    return raw, data
+
+
+def cmd_distill(args) -> int:
+    raw, data = _distill_raw(args)
+    exp = raw.get("tracking", {}).get("experiment", "tdml")
+    with tracking.start_run(exp, f"student-{raw.get('student', 'mlp')}", "student"):
+        coerce_dataclass(DataConfig, {**{"dataset": "synthetic"}, **data}, "data")  # type-check early
+        cfg = coerce_dataclass(DistillRunConfig, raw)
+        s = pipelines.distill_in_run(cfg, data)
+    print(f"student run {s.run_id}: test_mse={s.metrics['test_mse']:.4f} test_mae={s.metrics['test_mae']:.4f} "
+          f"params={s.n_params:,} (teacher {s.extra['teacher_n_params']:,}) registered={s.registered}")
+    return 0
+
+
+def cmd_main(args) -> int:
+    from tdml.pipelines import run_main_in_run
+
+    raw_t = _progress(args, _raw_config(args, {**DATA_OPTS, **TRAIN_OPTS, **TRACK_OPTS, "model": ("model", str)}))
+    raw_s = {k: v for k, v in _distill_raw(args)[0].items() if k in ("loss", "tracking", "train")}
+    raw_s.setdefault("train", {}).pop("lr", None)  # --lr is the teacher's; the student keeps its own
+    exp = raw_t.get("tracking", {}).get("experiment", "tdml")
+    with tracking.start_run(exp, "main", "pipeline"):
+        table = run_main_in_run(raw_t, raw_s)
+    print(table)
+    return 0
+
+
+COMMANDS: dict[str, tuple[Callable, dict, str]] = {
+    "train-teacher": (cmd_train_teacher, {**DATA_OPTS, **TRAIN_OPTS, **TRACK_OPTS, "model": ("model", str)},
+                      "train a teacher and register it as <dataset>-<model>-L<seq>-H<pred>@<alias>"),
+    "distill": (cmd_distill, {**DATA_OPTS, **TRAIN_OPTS, **TRACK_OPTS, **LOSS_OPTS, "teacher": ("teacher", str),
+                              "model": ("student", str), "method": ("method", str)},
+                "distil a student from a registered teacher (models:/<name>@<alias>)"),
+    "main": (cmd_main, {**DATA_OPTS, **TRAIN_OPTS, **TRACK_OPTS, **LOSS_OPTS, "model": ("model", str)},
+             "train a teacher on the data, distil an MLP through the registry, print the comparison"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tdml", description=__doc__.splitlines()[0])
+    parser.add_argument("-v", "--verbose", action="store_true")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, (fn, opts, help_) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_, description=help_)
+        _add(p, opts)
+        _common(p)
+        p.set_defaults(func=fn)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for noisy in ("alembic", "mlflow.store", "urllib3"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    try:
+        return args.func(args)
+    except TdmlError as e:
+        print(f"tdml {args.command}: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

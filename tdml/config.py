@@ -1,0 +1,283 @@
+"""Typed configuration: dataclasses filled from YAML (safe_load) and dotted overrides.
+
+Unknown keys and values of the wrong type fail with a message naming the key, the
+expected type and the valid keys. No config value ever runs code.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from pathlib import Path
+from typing import Any, Literal, TypeVar, Union
+
+import yaml
+
+from tdml.errors import ConfigError
+
+T = TypeVar("T")
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+
+
+def _coerce(value: Any, tp: Any, where: str) -> Any:
+    """Convert ``value`` to type ``tp`` or raise ConfigError naming ``where``."""
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if tp is Any:
+        return value
+    if origin in (Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        if isinstance(value, str) and value.lower() in ("", "none", "null") and type(None) in args:
+            return None
+        errors = []
+        for a in args:
+            if a is type(None):
+                continue
+            try:
+                return _coerce(value, a, where)
+            except ConfigError as e:
+                errors.append(str(e))
+        raise ConfigError(f"{where}: {value!r} is not a valid {_type_name(tp)}")
+    if origin is Literal:
+        if value in args:
+            return value
+        raise ConfigError(f"{where}: {value!r} is not one of {', '.join(map(repr, args))}")
+    if dataclasses.is_dataclass(tp):
+        if isinstance(value, tp):
+            return value
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a mapping for {tp.__name__}, got {value!r}")
+        return coerce_dataclass(tp, value, where)
+    if origin in (list, tuple):
+        if isinstance(value, str):
+            value = [v for v in value.replace(",", " ").split() if v]
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{where}: expected a list, got {value!r}")
+        item = args[0] if args else Any
+        out = [_coerce(v, item, f"{where}[{i}]") for i, v in enumerate(value)]
+        return tuple(out) if origin is tuple else out
+    if origin is dict or tp is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a mapping, got {value!r}")
+        return dict(value)
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "1", "yes", "on", "false", "0", "no", "off"):
+            return value.lower() in ("true", "1", "yes", "on")
+        if isinstance(value, int) and value in (0, 1):
+            return bool(value)
+        raise ConfigError(f"{where}: expected true/false, got {value!r}")
+    if tp is int:
+        if isinstance(value, bool):
+            raise ConfigError(f"{where}: expected an integer, got {value!r}")
+        if isinstance(value, int):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        if isinstance(value, str):
+            try:
+                return int(value)
+            except ValueError:
+                pass
+        raise ConfigError(f"{where}: expected an integer, got {value!r}")
+    if tp is float:
+        if isinstance(value, bool):
+            raise ConfigError(f"{where}: expected a number, got {value!r}")
+        if isinstance(value, (int, float)):
+            return float(value)
+        if isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                pass
+        raise ConfigError(f"{where}: expected a number, got {value!r}")
+    if tp is str:
+        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+            return str(value)
+        raise ConfigError(f"{where}: expected a string, got {value!r}")
+    return value
+
+
+def coerce_dataclass(cls: type[T], values: dict[str, Any], where: str = "config") -> T:
+    """Build dataclass ``cls`` from a mapping, type-checking every field."""
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    unknown = sorted(set(values) - set(fields))
+    if unknown:
+        raise ConfigError(
+            f"{where}: unknown key(s) {', '.join(unknown)}; valid keys: {', '.join(sorted(fields))}"
+        )
+    kwargs = {k: _coerce(v, hints[k], f"{where}.{k}") for k, v in values.items()}
+    try:
+        obj = cls(**kwargs)
+    except TypeError as e:  # a required field is missing
+        raise ConfigError(f"{where}: {e}") from None
+    validate = getattr(obj, "validate", None)
+    if callable(validate):
+        validate()
+    return obj
+
+
+def to_dict(obj: Any) -> dict[str, Any]:
+    return dataclasses.asdict(obj)
+
+
+def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """{'a': {'b': 1}} -> {'a.b': 1}; used to log configs as MLflow params."""
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict) and v:
+            out.update(flatten(v, key + "."))
+        else:
+            out[key] = v
+    return out
+
+
+def set_dotted(d: dict[str, Any], dotted: str, value: Any) -> None:
+    parts = dotted.split(".")
+    for p in parts[:-1]:
+        d = d.setdefault(p, {})
+        if not isinstance(d, dict):
+            raise ConfigError(f"override {dotted!r}: {p!r} is not a section")
+    d[parts[-1]] = value
+
+
+def parse_overrides(items: list[str]) -> dict[str, Any]:
+    """['train.epochs=3', 'loss.alpha=0.5'] -> nested dict (values parsed as YAML scalars)."""
+    out: dict[str, Any] = {}
+    for item in items:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r} must look like key.sub=value")
+        key, raw = item.split("=", 1)
+        set_dotted(out, key.strip(), yaml.safe_load(raw) if raw.strip() else "")
+    return out
+
+
+def deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in extra.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = deep_merge(out[k], v)
+        else:
+            out[k] = v
+    return out
+
+
+def load_yaml(path: str | Path) -> dict[str, Any]:
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"config file {str(p)!r} does not exist")
+    try:
+        data = yaml.safe_load(p.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise ConfigError(f"config file {str(p)!r} is not valid YAML: {e}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {str(p)!r} must contain a mapping at the top level")
+    return data
+
+
+def require(cond: bool, message: str) -> None:
+    """Config validation helper: raise ConfigError(message) when cond is false."""
+    if not cond:
+        raise ConfigError(message)
+
+
+# --------------------------------------------------------------------------- run configs
+# Defaults follow METHODS.md; entry points and YAML files override them.
+from dataclasses import dataclass, field  # noqa: E402
+
+
+@dataclass
+class DataConfig:
+    dataset: str = "synthetic"  # catalog name, 'synthetic', or a data_path's label
+    data_path: str | None = None  # any local Time-Series-Library CSV
+    seq_len: int = 96
+    pred_len: int = 24
+    batch_size: int = 32
+    split: str | None = None  # override the catalog's split rule (tdml.data.splits.SPLITS)
+
+    def validate(self):
+        require(self.seq_len >= 2, f"seq_len must be >= 2, got {self.seq_len}")
+        require(self.pred_len >= 1, f"pred_len must be >= 1, got {self.pred_len}")
+        require(self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}")
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 10
+    lr: float = 1e-4
+    lr_schedule: str = "type1"  # 'type1' (halve every epoch, the reference), 'cosine', 'constant'
+    patience: int = 3  # epochs without validation improvement before stopping
+    weight_decay: float = 0.0
+    seed: int = 2021
+    device: str = "auto"  # 'auto' = cuda when available, else cpu
+    progress: bool = True
+    max_batches: int = 0  # >0 caps batches per epoch (smoke tests only)
+
+    def validate(self):
+        require(self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}")
+        require(self.lr > 0, f"lr must be > 0, got {self.lr}")
+        require(self.patience >= 1, f"patience must be >= 1, got {self.patience}")
+        require(self.weight_decay >= 0, f"weight_decay must be >= 0, got {self.weight_decay}")
+        require(self.lr_schedule in ("type1", "cosine", "constant"),
+                f"lr_schedule must be one of type1, cosine, constant; got {self.lr_schedule!r}")
+
+
+@dataclass
+class TimeDistillConfig:
+    alpha: float = 2.0  # weight of prediction-level multi-scale + multi-period terms
+    beta: float = 2.0  # weight of feature-level terms
+    temperature: float = 0.5  # tau of the period distribution softmax
+    scales: int = 3  # number of AvgPool(2) down-samplings S (scales 0..S)
+    kl_mode: str = "batchmean"  # 'batchmean' (true KL per distribution) or 'reference'
+
+    def validate(self):
+        require(self.alpha >= 0, f"alpha must be >= 0 (0 disables prediction distillation), got {self.alpha}")
+        require(self.beta >= 0, f"beta must be >= 0 (0 disables feature distillation), got {self.beta}")
+        require(self.temperature > 0, f"temperature must be > 0, got {self.temperature}")
+        require(self.scales >= 0, f"scales must be >= 0, got {self.scales}")
+        require(self.kl_mode in ("batchmean", "reference"),
+                f"kl_mode must be 'batchmean' or 'reference', got {self.kl_mode!r}")
+
+
+@dataclass
+class TrackingConfig:
+    experiment: str = "tdml"
+    alias: str = "champion"
+    register: bool = True
+    diagnostics: bool = True
+    latency_repeats: int = 20
+
+
+@dataclass
+class TeacherRunConfig:
+    data: DataConfig = field(default_factory=DataConfig)
+    model: str = "itransformer"
+    model_params: dict = field(default_factory=dict)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+
+
+@dataclass
+class DistillRunConfig:
+    teacher: str = ""  # models:/<name>@<alias> (or /<version>)
+    data: DataConfig = field(default_factory=DataConfig)
+    student: str = "mlp"
+    student_params: dict = field(default_factory=dict)
+    method: str = "timedistill"  # a key of tdml.distill.base.LOSSES
+    loss: dict = field(default_factory=dict)  # that loss's Config fields (e.g. TimeDistillConfig)
+    target_weight: float = 1.0  # weight of the ground-truth loss
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(lr=0.01, lr_schedule="type1", patience=5))
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+
+    def validate(self):
+        require(bool(self.teacher), "teacher is required: pass a registry URI such as "
+                "models:/etth1-itransformer-L720-H96@champion")
+        require(self.target_weight >= 0, f"target_weight must be >= 0, got {self.target_weight}")

@@ -1,0 +1,187 @@
+"""Forecasting data: read and check a CSV, split, scale on train, cut sliding windows."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from tdml.config import DataConfig
+from tdml.data.catalog import CATALOG
+from tdml.data.download import resolve, sha256_of
+from tdml.data.splits import SPLITS
+from tdml.data.synthetic import make_synthetic
+from tdml.data.timefeatures import infer_freq, time_features
+from tdml.errors import DataError
+from tdml.models.base import Dims
+
+SPLIT_NAMES = ("train", "val", "test")
+
+
+def read_csv(path: str | Path) -> pd.DataFrame:
+    """Read a Time-Series-Library CSV (optional ``date`` column + numeric columns), checked."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"data file {str(path)!r} does not exist; check --data-path / TDML_DATA_DIR")
+    try:
+        df = pd.read_csv(path)
+    except Exception as e:  # pandas raises many parser error types
+        raise DataError(f"could not parse {path} as CSV: {e}") from None
+    return check_frame(df, str(path))
+
+
+def check_frame(df: pd.DataFrame, source: str) -> pd.DataFrame:
+    if "date" in df.columns:
+        try:
+            df["date"] = pd.to_datetime(df["date"])
+        except (ValueError, TypeError) as e:
+            raise DataError(f"{source}: the 'date' column has values that are not dates ({e})") from None
+    values = df.drop(columns=["date"], errors="ignore")
+    if values.shape[1] == 0:
+        raise DataError(f"{source}: no numeric columns besides 'date'")
+    bad = [c for c in values.columns if not pd.api.types.is_numeric_dtype(values[c])]
+    if bad:
+        raise DataError(f"{source}: column(s) {', '.join(map(repr, bad))} are not numeric; "
+                        f"remove them or convert them to numbers (only 'date' may be non-numeric)")
+    nans = values.isna().sum()
+    nans = nans[nans > 0]
+    if len(nans):
+        detail = ", ".join(f"{c!r} ({n} missing)" for c, n in nans.items())
+        raise DataError(f"{source}: missing values (NaN) in {detail}; fill or drop them first "
+                        f"(e.g. df.interpolate().bfill()) -- tdml does not impute silently")
+    return df
+
+
+@dataclass
+class Split:
+    values: torch.Tensor  # [T, C] float32, scaled
+    marks: torch.Tensor | None  # [T, M] calendar features or None (no date column)
+
+
+@dataclass
+class ForecastData:
+    task = "forecast"
+
+    name: str
+    columns: list[str]
+    seq_len: int
+    pred_len: int
+    splits: dict[str, Split]
+    mean: np.ndarray  # scaler fitted on the training rows
+    std: np.ndarray
+    freq: str | None
+    source: str
+    sha256: str | None
+
+    @property
+    def dims(self) -> Dims:
+        marks = self.splits["train"].marks
+        return Dims(seq_len=self.seq_len, n_channels=len(self.columns), pred_len=self.pred_len,
+                    n_marks=0 if marks is None else marks.shape[1])
+
+    def loader(self, split: str, batch_size: int, shuffle: bool = False, seed: int = 0) -> "WindowLoader":
+        return WindowLoader(self.splits[split], self.seq_len, self.pred_len, batch_size, shuffle, seed)
+
+    def meta(self) -> dict[str, object]:
+        """What a registered model needs to know about its data (serving rescales with it)."""
+        return {"dataset": self.name, "columns": self.columns, "freq": self.freq,
+                "scaler": {"mean": self.mean.tolist(), "std": self.std.tolist()}}
+
+    def describe(self) -> dict[str, object]:
+        out = {"dataset": self.name, "n_channels": len(self.columns), "freq": self.freq or "none",
+               "source": self.source, "sha256": self.sha256 or "n/a"}
+        for s in SPLIT_NAMES:
+            out[f"n_windows_{s}"] = self.loader(s, 1).n_windows
+        return out
+
+
+class WindowLoader:
+    """Batches of sliding windows cut by indexing (no per-item Python collate).
+
+    Yields dicts with ``x`` [B, L, C], ``y`` [B, H, C] and, when dates exist,
+    ``x_mark`` [B, L, M], ``y_mark`` [B, H, M]. Shuffling uses its own seeded generator,
+    re-seeded per epoch, so runs with the same seed see the same batches. Never drops
+    the last partial batch.
+    """
+
+    def __init__(self, split: Split, seq_len: int, pred_len: int, batch_size: int,
+                 shuffle: bool, seed: int):
+        self.split, self.L, self.H = split, seq_len, pred_len
+        self.batch_size, self.shuffle, self.seed = batch_size, shuffle, seed
+        self.n_windows = split.values.shape[0] - seq_len - pred_len + 1
+        self._epoch = 0
+        self._x_off = torch.arange(seq_len)
+        self._y_off = torch.arange(seq_len, seq_len + pred_len)
+
+    def __len__(self) -> int:
+        return math.ceil(self.n_windows / self.batch_size)
+
+    def __iter__(self):
+        if self.shuffle:
+            g = torch.Generator().manual_seed(self.seed * 100_003 + self._epoch)
+            order = torch.randperm(self.n_windows, generator=g)
+        else:
+            order = torch.arange(self.n_windows)
+        self._epoch += 1
+        v, m = self.split.values, self.split.marks
+        for i in range(0, self.n_windows, self.batch_size):
+            start = order[i:i + self.batch_size, None]
+            xi, yi = start + self._x_off, start + self._y_off
+            batch = {"x": v[xi], "y": v[yi]}
+            if m is not None:
+                batch["x_mark"], batch["y_mark"] = m[xi], m[yi]
+            yield batch
+
+
+def load_frame(cfg: DataConfig) -> tuple[str, pd.DataFrame, str, str | None, str | None]:
+    """(name, frame, split rule, source, sha256) for a config: a file, a catalog name or 'synthetic'."""
+    if cfg.data_path:
+        path = Path(cfg.data_path).expanduser()
+        spec = CATALOG.get(cfg.dataset) if cfg.dataset in CATALOG else None
+        name = cfg.dataset if cfg.dataset != "synthetic" else path.stem.lower()
+        return name, read_csv(path), (spec.split if spec else "ratio"), str(path), sha256_of(path) if path.is_file() else None
+    if cfg.dataset == "synthetic":
+        return "synthetic", check_frame(make_synthetic(), "synthetic"), "ratio", "tdml.data.synthetic", None
+    if cfg.dataset not in CATALOG:
+        raise DataError(f"unknown dataset {cfg.dataset!r}; valid datasets: synthetic, "
+                        f"{', '.join(CATALOG.names())} (or pass --data-path to any CSV)")
+    spec = CATALOG.get(cfg.dataset)
+    path = resolve(spec)
+    return spec.name, read_csv(path), spec.split, str(path), sha256_of(path)
+
+
+def load_forecast_data(cfg: DataConfig) -> ForecastData:
+    name, df, split_rule, source, sha = load_frame(cfg)
+    split_fn = SPLITS.get(cfg.split or split_rule)
+    values_df = df.drop(columns=["date"], errors="ignore")
+    values = values_df.to_numpy(dtype=np.float64)
+    n_rows = len(values)
+    L, H = cfg.seq_len, cfg.pred_len
+    borders = split_fn(n_rows, L)
+    for s, (a, b) in borders.items():
+        if a < 0 or b > n_rows or b - a < L + H:
+            raise DataError(
+                f"{source}: too few rows for seq_len + pred_len = {L} + {H}: the {s!r} split "
+                f"(rule {cfg.split or split_rule!r}) spans rows [{a}, {b}) of {n_rows}, "
+                f"needs at least {L + H} rows; use a longer file or a smaller seq_len/pred_len"
+            )
+    tr_a, tr_b = borders["train"]
+    mean = values[tr_a:tr_b].mean(axis=0)
+    std = values[tr_a:tr_b].std(axis=0)
+    std = np.where(std < 1e-8, 1.0, std)  # a constant training column stays finite
+    scaled = ((values - mean) / std).astype(np.float32)
+    freq, marks = None, None
+    if "date" in df.columns:
+        dates = pd.DatetimeIndex(df["date"])
+        freq = infer_freq(dates)
+        marks = time_features(dates, freq)
+    splits = {
+        s: Split(torch.from_numpy(scaled[a:b].copy()),
+                 None if marks is None else torch.from_numpy(marks[a:b].copy()))
+        for s, (a, b) in borders.items()
+    }
+    return ForecastData(name, list(values_df.columns), L, H, splits, mean, std, freq, source, sha)

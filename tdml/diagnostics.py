@@ -1,0 +1,118 @@
+"""FFT-period diagnostics of forecasts: spectra, period distributions at tau, top-k
+periods, teacher-student KL per channel and error per scale.
+
+Written as CSV (for tools without a browser) and as one self-contained plotly HTML
+report (plotly.js embedded once, so it renders offline).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+import torch
+import torch.nn.functional as F
+from plotly.subplots import make_subplots
+
+from tdml.distill.timedistill import period_distribution
+
+
+def _spectrum(x: np.ndarray) -> np.ndarray:
+    """Mean amplitude |rFFT| over windows, DC dropped: [C, F]."""
+    return np.abs(np.fft.rfft(x, axis=1))[:, 1:].mean(axis=0).T
+
+
+def _pooled(x: np.ndarray, k: int) -> np.ndarray:
+    t = torch.from_numpy(x).transpose(1, 2).reshape(-1, 1, x.shape[1]).float()
+    for _ in range(k):
+        t = F.avg_pool1d(t, 2)
+    return t.numpy()
+
+
+def fft_diagnostics(series: dict[str, np.ndarray], columns: list[str], out_dir: str | Path,
+                    temperature: float = 0.5, scales: int = 3, top_k: int = 3,
+                    title: str = "FFT-period diagnostics") -> dict[str, float]:
+    """Write the diagnostics of ``series`` ({'ground_truth': [N,H,C], 'teacher': ..., 'student': ...}).
+
+    Returns summary numbers to log as metrics (KL and per-scale MSE means).
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    H = next(iter(series.values())).shape[1]
+    freqs = np.arange(1, H // 2 + 1)
+    periods = H / freqs
+    spec_rows, dist_rows, top_rows = [], [], []
+    dists: dict[str, torch.Tensor] = {}
+    for src, arr in series.items():
+        amp = _spectrum(arr)  # [C, F]
+        p = period_distribution(torch.from_numpy(arr).float(), temperature, dim=1)  # [N, C, F]
+        dists[src] = p
+        pmean = p.mean(0).numpy()
+        for c, col in enumerate(columns):
+            for f, per, a, q in zip(freqs, periods, amp[c], pmean[c]):
+                spec_rows.append((src, col, int(f), float(per), float(a)))
+                dist_rows.append((src, col, int(f), float(per), float(q)))
+            for rank, f_idx in enumerate(np.argsort(-amp[c])[:top_k], start=1):
+                top_rows.append((src, col, rank, float(periods[f_idx]), float(amp[c][f_idx])))
+    spec = pd.DataFrame(spec_rows, columns=["source", "channel", "freq_index", "period", "amplitude"])
+    dist = pd.DataFrame(dist_rows, columns=["source", "channel", "freq_index", "period", "probability"])
+    top = pd.DataFrame(top_rows, columns=["source", "channel", "rank", "period", "amplitude"])
+
+    def kl(a: str, b: str) -> np.ndarray:  # KL(P_a || P_b) per channel, mean over windows
+        pa, pb = dists[a], dists[b]
+        return (pa * (pa.clamp_min(1e-12).log() - pb.clamp_min(1e-12).log())).sum(-1).mean(0).numpy()
+
+    pairs = [(a, b) for a, b in (("teacher", "student"), ("ground_truth", "student"),
+                                 ("ground_truth", "teacher")) if a in series and b in series]
+    kl_df = pd.DataFrame({"channel": columns, **{f"kl_{a}_{b}": kl(a, b) for a, b in pairs}})
+
+    gt = series["ground_truth"]
+    err_rows = []
+    for src, arr in series.items():
+        if src == "ground_truth":
+            continue
+        for k in range(scales + 1):
+            if H // 2**k < 1:
+                break
+            err_rows.append((src, k, float(((_pooled(arr, k) - _pooled(gt, k)) ** 2).mean())))
+    err = pd.DataFrame(err_rows, columns=["source", "scale", "mse"])
+
+    for name, df in (("spectrum", spec), ("period_distribution", dist), ("top_periods", top),
+                     ("kl_per_channel", kl_df), ("error_per_scale", err)):
+        df.to_csv(out / f"{name}.csv", index=False)
+    _report(spec, dist, kl_df, err, columns, out / "fft_report.html", title, temperature)
+
+    summary = {f"diag_{c}_mean": float(kl_df[c].mean()) for c in kl_df.columns if c.startswith("kl_")}
+    for row in err.itertuples():
+        summary[f"diag_mse_{row.source}_scale{row.scale}"] = row.mse
+    return summary
+
+
+def _report(spec, dist, kl_df, err, columns, path: Path, title: str, tau: float) -> None:
+    figs = []
+    for label, df, y in (("Amplitude spectrum (mean |rFFT| over test windows)", spec, "amplitude"),
+                         (f"Period distribution softmax(|rFFT|/tau), tau={tau}", dist, "probability")):
+        fig = make_subplots(rows=len(columns), cols=1, subplot_titles=columns, shared_xaxes=True)
+        for r, col in enumerate(columns, start=1):
+            for src, g in df[df.channel == col].groupby("source", sort=False):
+                fig.add_trace(go.Scatter(x=g.period, y=g[y], name=src, legendgroup=src,
+                                         showlegend=r == 1, mode="lines+markers"), row=r, col=1)
+        fig.update_xaxes(type="log", title_text="period (steps)", row=len(columns), col=1)
+        fig.update_layout(title=label, height=220 * len(columns) + 100)
+        figs.append(fig)
+    kl_cols = [c for c in kl_df.columns if c.startswith("kl_")]
+    if kl_cols:
+        fig = go.Figure([go.Bar(x=kl_df.channel, y=kl_df[c], name=c) for c in kl_cols])
+        fig.update_layout(title="KL of period distributions per channel", barmode="group")
+        figs.append(fig)
+    if len(err):
+        fig = go.Figure([go.Scatter(x=g.scale, y=g.mse, name=s, mode="lines+markers")
+                         for s, g in err.groupby("source", sort=False)])
+        fig.update_layout(title="MSE vs ground truth per scale (AvgPool(2)^k)",
+                          xaxis_title="scale k", yaxis_title="MSE")
+        figs.append(fig)
+    parts = [f.to_html(full_html=False, include_plotlyjs=(i == 0)) for i, f in enumerate(figs)]
+    path.write_text(f"<html><head><meta charset='utf-8'><title>{title}</title></head><body>"
+                    f"<h1>{title}</h1>{''.join(parts)}</body></html>")

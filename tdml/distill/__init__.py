@@ -1,0 +1,6 @@
+"""Distillation losses. Each is an nn.Module called as ``loss(student, teacher, target)``
+with ``ModelOutput`` arguments, returning ``{term_name: scalar tensor}``; importing this
+package registers every loss in ``LOSSES``."""
+
+from tdml.distill.base import LOSSES, ModelOutput  # noqa: F401
+from tdml.distill import timedistill  # noqa: F401  (registration side effect)

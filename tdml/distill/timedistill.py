@@ -1,0 +1,123 @@
+"""TimeDistill (METHODS.md §1): multi-scale + multi-period distillation, on predictions
+(weight alpha) and on features through a learned regressor (weight beta).
+
+    L = MSE(ys, y) + alpha [Lscale(ys, yt) + Lperiod(ys, yt)]
+                   + beta  [Lscale(hs, R(ht)) + Lperiod(hs, R(ht))]
+
+Shapes: predictions [B, H, C] with time on axis 1; features [B, C, d] with the hidden
+axis last -- as in the reference code, scale and period act along that hidden axis.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from tdml.config import TimeDistillConfig
+from tdml.distill.base import LOSSES, ModelOutput
+
+
+def _time_last(x: torch.Tensor, dim: int) -> torch.Tensor:
+    return x.movedim(dim, -1)
+
+
+def multi_scale_loss(s: torch.Tensor, t: torch.Tensor, scales: int, dim: int) -> torch.Tensor:
+    """Mean over k = 0..S of MSE between AvgPool(2)^k of student and teacher along ``dim``.
+
+    Scales whose length would drop below 1 are skipped.
+    """
+    s, t = _time_last(s, dim), _time_last(t, dim)
+    shape = s.shape
+    s, t = s.reshape(-1, 1, shape[-1]), t.reshape(-1, 1, shape[-1])
+    losses = [F.mse_loss(s, t)]
+    for _ in range(scales):
+        if s.shape[-1] < 2:
+            break
+        s, t = F.avg_pool1d(s, 2), F.avg_pool1d(t, 2)
+        losses.append(F.mse_loss(s, t))
+    return torch.stack(losses).mean()
+
+
+def period_distribution(x: torch.Tensor, temperature: float, dim: int) -> torch.Tensor:
+    """softmax(|rFFT(x)|[1:] / tau) over frequencies, DC dropped; frequency on the last axis."""
+    amp = torch.fft.rfft(_time_last(x, dim), dim=-1).abs()[..., 1:]
+    return torch.softmax(amp / temperature, dim=-1)
+
+
+def multi_period_loss(s: torch.Tensor, t: torch.Tensor, temperature: float, dim: int,
+                      kl_mode: str = "batchmean") -> torch.Tensor:
+    """KL(P(teacher) || P(student)).
+
+    ``batchmean``: the true KL of each (sample, channel) distribution, averaged over them.
+    ``reference``: ``F.kl_div(..., reduction='mean')`` as the reference code computes it,
+    i.e. the same sum divided by the number of frequency bins as well.
+    """
+    if s.shape[dim] < 2:  # a length-1 axis has no non-DC frequency
+        return s.new_zeros(())
+    log_ps = torch.log_softmax(torch.fft.rfft(_time_last(s, dim), dim=-1).abs()[..., 1:] / temperature, -1)
+    pt = period_distribution(t, temperature, dim)
+    if kl_mode == "reference":
+        return F.kl_div(log_ps, pt, reduction="mean")
+    kl = F.kl_div(log_ps, pt, reduction="none").sum(-1)  # per distribution
+    return kl.mean()
+
+
+class FeatureRegressor(nn.Module):
+    """R: Linear(D_teacher -> d) -> ReLU -> Linear(d -> d), applied per channel."""
+
+    def __init__(self, d_teacher: int, d_student: int):
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(d_teacher, d_student), nn.ReLU(), nn.Linear(d_student, d_student))
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        return self.net(h)
+
+
+@LOSSES.register("timedistill")
+class TimeDistillLoss(nn.Module):
+    """Returns the four distillation terms; the caller weights them with alpha and beta.
+
+    ``student_feature`` / ``teacher_feature`` name the features() entries to align;
+    their widths come from the models' declared feature_shapes().
+    """
+
+    Config = TimeDistillConfig
+
+    def __init__(self, cfg: TimeDistillConfig, student_feature: str = "hidden",
+                 teacher_feature: str = "hidden", d_student: int = 0, d_teacher: int = 0):
+        super().__init__()
+        self.cfg = cfg
+        self.student_feature, self.teacher_feature = student_feature, teacher_feature
+        self.regressor = FeatureRegressor(d_teacher, d_student) if cfg.beta > 0 else None
+
+    @classmethod
+    def from_models(cls, cfg: TimeDistillConfig, student, teacher) -> "TimeDistillLoss":
+        """Build the regressor from the declared widths of both models' distill features."""
+        s_shape = student.feature_shapes()[student.distill_feature]
+        t_shape = teacher.feature_shapes()[teacher.distill_feature]
+        if cfg.beta > 0 and s_shape[:-1] != t_shape[:-1]:
+            from tdml.errors import IncompatibleTeacherError
+
+            raise IncompatibleTeacherError(
+                f"feature distillation needs per-channel features of matching leading shape: student "
+                f"{student.distill_feature!r} {s_shape} vs teacher {teacher.distill_feature!r} {t_shape}; "
+                f"set beta=0 to distil predictions only")
+        return cls(cfg, student.distill_feature, teacher.distill_feature, s_shape[-1], t_shape[-1])
+
+    def weights(self) -> dict[str, float]:
+        a, b = self.cfg.alpha, self.cfg.beta
+        return {"pred_scale": a, "pred_period": a, "feat_scale": b, "feat_period": b}
+
+    def forward(self, student: ModelOutput, teacher: ModelOutput, target=None) -> dict[str, torch.Tensor]:
+        c = self.cfg
+        terms = {}
+        if c.alpha > 0:
+            terms["pred_scale"] = multi_scale_loss(student.pred, teacher.pred, c.scales, dim=1)
+            terms["pred_period"] = multi_period_loss(student.pred, teacher.pred, c.temperature, 1, c.kl_mode)
+        if c.beta > 0:
+            hs = student.features[self.student_feature]
+            ht = self.regressor(teacher.features[self.teacher_feature])
+            terms["feat_scale"] = multi_scale_loss(hs, ht, c.scales, dim=-1)
+            terms["feat_period"] = multi_period_loss(hs, ht, c.temperature, -1, c.kl_mode)
+        return terms

@@ -1,0 +1,144 @@
+"""The model contract every tdml architecture follows.
+
+Forecaster: ``forward(x[B, L, C]) -> y[B, H, C]`` and ``features(x) -> {name: tensor}``.
+Both come from one ``forward_features`` pass, so distillation reads a prediction and its
+hidden representations without running the network twice.
+
+Capabilities are class attributes (``task``, ``uses_time_features``, ``distill_feature``);
+the trainer and the distillers read them and never branch on a model's name.
+Hyper-parameters are a nested ``Params`` dataclass per model: typed, with defaults, and
+the only thing (with ``Dims``) needed to rebuild a model from its logged config.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from tdml.config import coerce_dataclass
+from tdml.registry import Registry
+
+
+@dataclass(frozen=True)
+class Dims:
+    """Shapes fixed by the data, not by the user's choice of architecture."""
+
+    seq_len: int
+    n_channels: int
+    pred_len: int = 0  # forecasting horizon H (0 for classification)
+    n_classes: int = 0  # classification only
+    n_marks: int = 0  # number of time-feature columns in x_mark / y_mark
+
+
+class TdmlModel(nn.Module):
+    """Shared base: config round-trip and parameter counting."""
+
+    task: ClassVar[str] = ""
+    Params: ClassVar[type] = None  # each subclass defines a dataclass named Params
+    registry_name: ClassVar[str] = ""
+
+    def __init__(self, dims: Dims, params: Any):
+        super().__init__()
+        self.dims = dims
+        self.params = params
+
+    def config(self) -> dict[str, Any]:
+        """Everything needed to rebuild this architecture (weights are stored separately)."""
+        return {
+            "name": self.registry_name,
+            "task": self.task,
+            "dims": dataclasses.asdict(self.dims),
+            "params": dataclasses.asdict(self.params),
+        }
+
+    def n_parameters(self, trainable_only: bool = True) -> int:
+        return sum(p.numel() for p in self.parameters() if p.requires_grad or not trainable_only)
+
+
+class Forecaster(TdmlModel):
+    task: ClassVar[str] = "forecast"
+    # Whether forward() reads x_mark/y_mark (calendar features); others ignore them.
+    uses_time_features: ClassVar[bool] = False
+    # The entry of features() a student aligns with in feature-level distillation.
+    distill_feature: ClassVar[str] = "hidden"
+
+    def forward_features(
+        self, x: torch.Tensor, x_mark: torch.Tensor | None = None, y_mark: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        raise NotImplementedError
+
+    def forward(self, x, x_mark=None, y_mark=None) -> torch.Tensor:
+        return self.forward_features(x, x_mark, y_mark)[0]
+
+    def features(self, x, x_mark=None, y_mark=None) -> dict[str, torch.Tensor]:
+        return self.forward_features(x, x_mark, y_mark)[1]
+
+    def feature_shapes(self) -> dict[str, tuple[int, ...]]:
+        """Shape of each features() entry without the batch axis.
+
+        The default runs one dummy batch on the model's device; models may override it
+        with a closed form. The distiller builds its regressor from these shapes.
+        """
+        p = next(self.parameters())
+        d = self.dims
+        x = torch.zeros(2, d.seq_len, d.n_channels, device=p.device)
+        xm = torch.zeros(2, d.seq_len, d.n_marks, device=p.device) if d.n_marks else None
+        ym = torch.zeros(2, d.pred_len, d.n_marks, device=p.device) if d.n_marks else None
+        was_training = self.training
+        self.eval()
+        with torch.no_grad():
+            feats = self.features(x, xm, ym)
+        self.train(was_training)
+        return {k: tuple(v.shape[1:]) for k, v in feats.items()}
+
+
+class Classifier(TdmlModel):
+    """``forward(x[B, L, C]) -> logits[B, K]``; features() holds the hidden-state sequence."""
+
+    task: ClassVar[str] = "classify"
+    uses_time_features: ClassVar[bool] = False
+    distill_feature: ClassVar[str] = "sequence"  # [B, L, hidden]
+
+    def forward_features(self, x, x_mark=None, y_mark=None):
+        raise NotImplementedError
+
+    def forward(self, x, x_mark=None, y_mark=None) -> torch.Tensor:
+        return self.forward_features(x, x_mark, y_mark)[0]
+
+    def features(self, x, x_mark=None, y_mark=None) -> dict[str, torch.Tensor]:
+        return self.forward_features(x, x_mark, y_mark)[1]
+
+    feature_shapes = Forecaster.feature_shapes
+
+
+MODELS: Registry[type[TdmlModel]] = Registry("model")
+
+
+def register_model(name: str):
+    """Class decorator: adds the model to MODELS and records its registry name."""
+
+    def deco(cls):
+        cls.registry_name = name
+        return MODELS.register(name)(cls)
+
+    return deco
+
+
+def build_model(name: str, dims: Dims, params: dict[str, Any] | None = None) -> TdmlModel:
+    """Instantiate a registered model; unknown or ill-typed params fail with the valid keys."""
+    cls = MODELS.get(name)
+    p = coerce_dataclass(cls.Params, params or {}, where=f"model {name!r} params")
+    return cls(dims, p)
+
+
+def model_from_config(cfg: dict[str, Any]) -> TdmlModel:
+    """Rebuild an architecture from ``TdmlModel.config()`` output (no pickled code)."""
+    return build_model(cfg["name"], Dims(**cfg["dims"]), cfg["params"])
+
+
+__all__ = ["Dims", "TdmlModel", "Forecaster", "Classifier", "MODELS", "register_model", "build_model",
+           "model_from_config", "field"]

@@ -1,0 +1,249 @@
+"""The runs behind the entry points: train a teacher, distil a student, the main demo.
+
+Each ``run_*`` opens an MLflow run and calls the matching ``*_in_run`` body; the CLI does
+the same but coerces the raw config *inside* the run, so bad input becomes a FAILED run
+with its reason. Bodies expect an active run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import tempfile
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from tdml import tracking
+from tdml.config import DataConfig, DistillRunConfig, TeacherRunConfig, coerce_dataclass, to_dict
+from tdml.data import load_data
+from tdml.distill.base import LOSSES
+from tdml.errors import IncompatibleTeacherError, TdmlError
+from tdml.models import build_model
+from tdml.tasks import TASKS
+from tdml.train import (Distillation, Supervised, cpu_latency_ms, evaluate, fit, predictions,
+                        resolve_device, seed_everything)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RunSummary:
+    run_id: str
+    role: str
+    model: str
+    metrics: dict[str, float]
+    n_params: int
+    latency_ms: float
+    registered: str | None = None  # models:/<name>/<version>
+    version: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class EpochLogger:
+    """Per-epoch metrics to MLflow (train terms, validation metrics, lr)."""
+
+    def __call__(self, epoch, train_terms, val_metrics, lr):
+        tracking.log_metrics({**{f"train_{k}": v for k, v in train_terms.items()},
+                              **{f"val_{k}": v for k, v in val_metrics.items()}, "lr": lr}, step=epoch)
+
+
+def _example_batch(data, batch_size: int = 32) -> dict:
+    return next(iter(data.loader("test", batch_size)))
+
+
+def _fit_and_test(objective, data, batch_size: int, cfg_train, extra_callbacks):
+    """Fit on train with validation checkpoints, then read the test split once."""
+    device = resolve_device(cfg_train.device)
+    train = data.loader("train", batch_size, shuffle=True, seed=cfg_train.seed)
+    result = fit(objective, train, data.loader("val", batch_size), cfg_train,
+                 [EpochLogger(), *extra_callbacks], device)
+    test_metrics, _ = evaluate(objective, data.loader("test", batch_size), device)
+    return result, test_metrics
+
+
+def train_teacher_in_run(cfg: TeacherRunConfig, callbacks=()) -> RunSummary:
+    t0 = time.perf_counter()
+    tracking.log_params({"config": to_dict(cfg)})
+    seed_everything(cfg.train.seed)
+    data = load_data(cfg.data)
+    model = build_model(cfg.model, data.dims, _model_params(cfg.model, data.name, cfg.model_params))
+    task = TASKS.get(model.task)
+    if model.task != data.task:
+        raise TdmlError(f"model {cfg.model!r} is a {model.task} model but dataset {data.name!r} is "
+                        f"a {data.task} dataset; pick a {data.task} model")
+    n_params = model.n_parameters()
+    tracking.log_params({"model_params": dataclasses.asdict(model.params)})
+    tracking.log_params({f"data.{k}": v for k, v in data.describe().items()})
+    tracking.log_metrics({"n_params": n_params})
+    objective = Supervised(model, task)
+    result, test = _fit_and_test(objective, data, cfg.data.batch_size, cfg.train, callbacks)
+    latency = cpu_latency_ms(model, _example_batch(data), repeats=cfg.tracking.latency_repeats)
+    metrics = {**{f"test_{k}": v for k, v in test.items()},
+               **{f"best_val_{k}": v for k, v in result.best_val.items()},
+               "best_epoch": result.best_epoch, "epochs_run": result.epochs_run,
+               "train_seconds": result.seconds, "cpu_latency_ms_b32": latency}
+    tracking.log_metrics(metrics)
+    if cfg.tracking.diagnostics and task.diagnose:
+        metrics.update(_diagnose(task, data, cfg.data.batch_size, {"teacher": model}, 0.5, 3))
+    name = task.registered_name(data.name, cfg.model, data.dims) if cfg.tracking.register else None
+    mv = tracking.log_model(model, _model_meta(data, cfg.data, task.name), name, cfg.tracking.alias)
+    wall = time.perf_counter() - t0
+    tracking.log_metrics({"wall_seconds": wall, "mlflow_seconds": tracking.tracking_seconds()})
+    summary = RunSummary(tracking.active_run_id(), "teacher", cfg.model, metrics, n_params, latency,
+                         f"models:/{mv.name}/{mv.version}" if mv else None, mv.version if mv else None)
+    if mv:
+        tracking.set_tags({"tdml.registered_model": mv.name, "tdml.registered_version": mv.version})
+    return summary
+
+
+def distill_in_run(cfg: DistillRunConfig, data_overrides: dict[str, Any] | None = None,
+                   callbacks=()) -> RunSummary:
+    """Distil a student from ``cfg.teacher``.
+
+    ``data_overrides`` holds only the data settings the user gave explicitly; the rest come
+    from the teacher's own training data, so ``-P teacher=...`` alone is a complete run.
+    """
+    t0 = time.perf_counter()
+    mlflow_t0 = tracking.tracking_seconds()
+    teacher, meta, mv = tracking.load_model(cfg.teacher)
+    tracking.set_tags({"tdml.teacher_uri": cfg.teacher, "tdml.teacher_name": mv.name,
+                       "tdml.teacher_version": mv.version, "tdml.teacher_run_id": mv.run_id or ""})
+    data_cfg = coerce_dataclass(DataConfig, {**meta["data_config"], **(data_overrides or {})}, "data")
+    cfg = dataclasses.replace(cfg, data=data_cfg)
+    tracking.log_params({"config": to_dict(cfg)})
+    seed_everything(cfg.train.seed)
+    data = load_data(cfg.data)
+    _check_teacher(teacher, meta, data)
+    student = build_model(cfg.student, data.dims, cfg.student_params)
+    task = TASKS.get(student.task)
+    if student.task != teacher.task:
+        raise IncompatibleTeacherError(f"student {cfg.student!r} is a {student.task} model but the "
+                                       f"teacher is a {teacher.task} model")
+    loss_cls = LOSSES.get(cfg.method)
+    loss_cfg = coerce_dataclass(loss_cls.Config, cfg.loss, f"loss ({cfg.method})")
+    loss = loss_cls.from_models(loss_cfg, student, teacher)
+    tracking.log_params({"loss": dataclasses.asdict(loss_cfg), "student_params": dataclasses.asdict(student.params)})
+    tracking.log_params({f"data.{k}": v for k, v in data.describe().items()})
+    n_student, n_teacher = student.n_parameters(), teacher.n_parameters()
+    tracking.log_metrics({"n_params": n_student, "teacher_n_params": n_teacher})
+    objective = Distillation(student, teacher, loss, loss.weights(), task, cfg.target_weight)
+    result, test = _fit_and_test(objective, data, cfg.data.batch_size, cfg.train, callbacks)
+    teacher_test, _ = evaluate(Supervised(teacher, task), data.loader("test", cfg.data.batch_size),
+                               resolve_device(cfg.train.device))
+    example = _example_batch(data)
+    lat_s = cpu_latency_ms(student, example, repeats=cfg.tracking.latency_repeats)
+    lat_t = cpu_latency_ms(teacher, example, repeats=cfg.tracking.latency_repeats)
+    metrics = {**{f"test_{k}": v for k, v in test.items()},
+               **{f"teacher_test_{k}": v for k, v in teacher_test.items()},
+               **{f"best_val_{k}": v for k, v in result.best_val.items()},
+               "best_epoch": result.best_epoch, "epochs_run": result.epochs_run,
+               "train_seconds": result.seconds, "cpu_latency_ms_b32": lat_s,
+               "teacher_cpu_latency_ms_b32": lat_t, "param_ratio": n_teacher / max(n_student, 1),
+               "speedup": lat_t / max(lat_s, 1e-9)}
+    tracking.log_metrics(metrics)
+    if cfg.tracking.diagnostics and task.diagnose:
+        tau = getattr(loss_cfg, "temperature", 0.5)
+        metrics.update(_diagnose(task, data, cfg.data.batch_size, {"teacher": teacher, "student": student},
+                                 tau, getattr(loss_cfg, "scales", 3)))
+    name = f"{mv.name}-student-{cfg.student}" if cfg.tracking.register else None
+    smeta = {**_model_meta(data, cfg.data, task.name), "teacher": {"name": mv.name, "version": mv.version}}
+    smv = tracking.log_model(student, smeta, name, cfg.tracking.alias)
+    if smv:
+        tracking.set_tags({"tdml.registered_model": smv.name, "tdml.registered_version": smv.version})
+    wall = time.perf_counter() - t0
+    mlflow_s = tracking.tracking_seconds() - mlflow_t0
+    tracking.log_metrics({"wall_seconds": wall, "mlflow_seconds": mlflow_s, "mlflow_share": mlflow_s / wall})
+    return RunSummary(tracking.active_run_id(), "student", cfg.student, metrics, n_student, lat_s,
+                      f"models:/{smv.name}/{smv.version}" if smv else None, smv.version if smv else None,
+                      extra={"teacher_latency_ms": lat_t, "teacher_n_params": n_teacher,
+                             "teacher_test": teacher_test, "teacher_name": mv.name})
+
+
+def _check_teacher(teacher, meta: dict, data) -> None:
+    """Refuse a teacher whose task or shapes differ from the requested data; say what differs."""
+    diffs = []
+    if teacher.task != data.task:
+        diffs.append(f"task: teacher {teacher.task}, data {data.task}")
+    else:
+        fields = TASKS.get(teacher.task).compatible_dims
+        if getattr(teacher, "uses_time_features", False):
+            fields = (*fields, "n_marks")
+        for f in fields:
+            tv, dv = getattr(teacher.dims, f), getattr(data.dims, f)
+            if tv != dv:
+                diffs.append(f"{f}: teacher {tv}, requested {dv}")
+    if diffs:
+        raise IncompatibleTeacherError(
+            f"teacher {meta.get('dataset', '?')}/{meta['model']['name']} does not fit dataset "
+            f"{data.name!r}: " + "; ".join(diffs) + ". Use a teacher trained with these settings, "
+            f"or drop the conflicting -P values to inherit the teacher's.")
+    if meta.get("dataset") != data.name:
+        tracking.set_tags({"tdml.warning": f"teacher trained on {meta.get('dataset')!r}, "
+                                           f"distilling on {data.name!r}"})
+
+
+def _diagnose(task, data, batch_size: int, models: dict, tau: float, scales: int) -> dict[str, float]:
+    """Diagnostics of ground truth and each model on the test split, logged as artifacts."""
+    loader = data.loader("test", batch_size)
+    series = {"ground_truth": torch.cat([b["y"] for b in loader]).numpy()}
+    for name, m in models.items():
+        series[name] = predictions(m, loader).pred.numpy()
+    with tempfile.TemporaryDirectory() as tmp:
+        summary = task.diagnose(series, data.columns, tmp, temperature=tau, scales=scales,
+                                title=f"FFT-period diagnostics: {data.name} (test split)")
+        tracking.log_artifacts(tmp, "diagnostics")
+    tracking.log_metrics(summary)
+    return summary
+
+
+def _model_meta(data, data_cfg: DataConfig, task: str) -> dict[str, Any]:
+    return {"task": task, **data.meta(), "data_config": to_dict(data_cfg),
+            "run_id": tracking.active_run_id()}
+
+
+def _model_params(model: str, dataset: str, overrides: dict) -> dict:
+    try:
+        from tdml.models.defaults import default_params
+    except ImportError:  # the defaults table is optional for a model
+        return dict(overrides)
+    return {**default_params(model, dataset), **overrides}
+
+
+def run_train_teacher(cfg: TeacherRunConfig) -> RunSummary:
+    with tracking.start_run(cfg.tracking.experiment, f"teacher-{cfg.model}", "teacher"):
+        return train_teacher_in_run(cfg)
+
+
+def run_distill(cfg: DistillRunConfig, data_overrides: dict | None = None) -> RunSummary:
+    with tracking.start_run(cfg.tracking.experiment, f"student-{cfg.student}", "student"):
+        return distill_in_run(cfg, data_overrides)
+
+
+def run_main_in_run(raw_teacher: dict, raw_student: dict) -> str:
+    """Teacher -> registry -> student through the alias, as nested runs; returns the table."""
+    with tracking.start_run("", "teacher", "teacher", nested=True):
+        tcfg = coerce_dataclass(TeacherRunConfig, raw_teacher)
+        t = train_teacher_in_run(tcfg)
+    name = t.registered.split("/")[1] if t.registered else None
+    if name is None:
+        raise TdmlError("the main job needs the teacher registered (tracking.register=true)")
+    uri = f"models:/{name}@{tcfg.tracking.alias}"
+    with tracking.start_run("", "student", "student", nested=True):
+        scfg = coerce_dataclass(DistillRunConfig, {**raw_student, "teacher": uri})
+        s = distill_in_run(scfg, {"batch_size": tcfg.data.batch_size})
+    rows = [("teacher", t.model, t.metrics["test_mse"], t.metrics["test_mae"], t.n_params, t.latency_ms),
+            ("student", s.model, s.metrics["test_mse"], s.metrics["test_mae"], s.n_params, s.latency_ms)]
+    table = "\n".join(
+        ["| role | model | test MSE | test MAE | parameters | CPU latency (ms, batch 32) |",
+         "|---|---|---:|---:|---:|---:|"]
+        + [f"| {r} | {m} | {mse:.4f} | {mae:.4f} | {n:,} | {lat:.2f} |" for r, m, mse, mae, n, lat in rows]
+    )
+    table += (f"\n\nteacher: {t.registered} (alias @{tcfg.tracking.alias}); student: {s.registered}; "
+              f"{t.n_params / max(s.n_params, 1):.1f}x fewer parameters, "
+              f"{t.latency_ms / max(s.latency_ms, 1e-9):.1f}x faster on CPU")
+    tracking.log_text(table, "summary.md")
+    tracking.log_metrics({"teacher_test_mse": t.metrics["test_mse"], "student_test_mse": s.metrics["test_mse"]})
+    return table

@@ -1,0 +1,46 @@
+"""Name -> object registries (models, losses, split rules, ...).
+
+Lookups that fail list every valid key, so a typo on the command line is a one-step fix.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Generic, Iterator, TypeVar
+
+from tdml.errors import RegistryError
+
+T = TypeVar("T")
+
+
+class Registry(Generic[T]):
+    def __init__(self, kind: str):
+        self.kind = kind
+        self._items: dict[str, T] = {}
+
+    def register(self, name: str) -> Callable[[T], T]:
+        key = name.lower()
+
+        def deco(obj: T) -> T:
+            if key in self._items:
+                raise ValueError(f"duplicate {self.kind} name {name!r}")
+            self._items[key] = obj
+            return obj
+
+        return deco
+
+    def get(self, name: str) -> T:
+        try:
+            return self._items[name.lower()]
+        except KeyError:
+            raise RegistryError(
+                f"unknown {self.kind} {name!r}; valid {self.kind}s: {', '.join(sorted(self._items))}"
+            ) from None
+
+    def names(self) -> list[str]:
+        return sorted(self._items)
+
+    def __contains__(self, name: str) -> bool:
+        return name.lower() in self._items
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.names())

@@ -1,0 +1,70 @@
+"""Task definitions: what "the target loss" and "the metrics" mean for a kind of model.
+
+The trainer and the pipelines ask the task of a model (its ``task`` class attribute)
+for these, so neither ever branches on a task or model name.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import torch
+import torch.nn.functional as F
+
+from tdml.registry import Registry
+
+
+class MetricAccumulator:
+    """Collects predictions and targets of an evaluation pass; ``result()`` gives metrics."""
+
+    def __init__(self):
+        self.preds: list[torch.Tensor] = []
+        self.targets: list[torch.Tensor] = []
+
+    def add(self, pred: torch.Tensor, target: torch.Tensor) -> None:
+        self.preds.append(pred.detach().float().cpu())
+        self.targets.append(target.detach().cpu())
+
+    def tensors(self) -> tuple[torch.Tensor, torch.Tensor]:
+        return torch.cat(self.preds), torch.cat(self.targets)
+
+
+@dataclass(frozen=True)
+class Task:
+    name: str
+    target_loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # training loss vs ground truth
+    metrics: Callable[[torch.Tensor, torch.Tensor], dict[str, float]]  # over a whole split
+    monitor: str  # validation metric that picks checkpoints and trials
+    mode: str  # 'min' or 'max'
+    registered_name: Callable[[str, str, Any], str]  # (dataset, model, dims) -> registry name
+    # Dims fields a teacher and a student run must agree on.
+    compatible_dims: tuple[str, ...] = ()
+    diagnose: Callable[..., dict[str, float]] | None = None  # writes diagnostics artifacts
+
+    def better(self, a: float, b: float) -> bool:
+        return a < b if self.mode == "min" else a > b
+
+
+def forecast_metrics(pred: torch.Tensor, target: torch.Tensor) -> dict[str, float]:
+    """MSE and MAE over every window, step and channel (scaled data, as in the literature)."""
+    err = pred.double() - target.double()
+    return {"mse": float((err**2).mean()), "mae": float(err.abs().mean())}
+
+
+def _forecast_name(dataset: str, model: str, dims) -> str:
+    return f"{dataset}-{model}-L{dims.seq_len}-H{dims.pred_len}"
+
+
+def _fft_diagnostics(*args, **kwargs):
+    from tdml.diagnostics import fft_diagnostics  # plotly import only when used
+
+    return fft_diagnostics(*args, **kwargs)
+
+
+TASKS: Registry[Task] = Registry("task")
+TASKS.register("forecast")(Task(
+    "forecast", F.mse_loss, forecast_metrics, monitor="mse", mode="min",
+    registered_name=_forecast_name, compatible_dims=("n_channels", "seq_len", "pred_len"),
+    diagnose=_fft_diagnostics,
+))

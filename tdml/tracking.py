@@ -1,0 +1,219 @@
+"""Every MLflow call tdml makes lives here.
+
+Runs fail loudly and visibly: an exception inside ``start_run`` marks the run FAILED,
+records the reason (tag ``tdml.error``, the run description, ``error.txt``) and re-raises.
+Models are logged as pyfunc with ``loader_module=tdml.serving`` over a safetensors +
+JSON bundle, so loading them never unpickles code. Time spent here is accumulated so a
+run can report the share of its wall time that went to tracking.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import os
+import re
+import tempfile
+import time
+import traceback
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+import mlflow
+from mlflow.entities.model_registry import ModelVersion
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+
+from tdml.config import flatten
+from tdml.errors import RegistryError, TdmlError
+
+log = logging.getLogger(__name__)
+_SECONDS = [0.0]
+
+ROLE_TAG = "tdml.role"  # 'teacher' | 'student' | 'pipeline' | 'study' | 'trial'
+ERROR_TAG = "tdml.error"
+
+
+def timed(fn):
+    """Accumulate wall time of MLflow calls (see ``tracking_seconds``)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        t = time.perf_counter()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            _SECONDS[0] += time.perf_counter() - t
+
+    return wrapper
+
+
+def tracking_seconds() -> float:
+    return _SECONDS[0]
+
+
+# ----------------------------------------------------------------------------- runs
+@contextmanager
+def start_run(experiment: str, run_name: str | None, role: str, tags: dict[str, str] | None = None,
+              nested: bool = False) -> Iterator[mlflow.ActiveRun]:
+    """Start (or, under ``mlflow run``, resume) a run; mark it FAILED with the reason on error."""
+    t = time.perf_counter()
+    if not nested and not os.environ.get("MLFLOW_RUN_ID") and mlflow.active_run() is None:
+        mlflow.set_experiment(experiment)
+    run = mlflow.start_run(run_name=run_name, nested=nested or mlflow.active_run() is not None,
+                           tags={ROLE_TAG: role, **(tags or {})})
+    _SECONDS[0] += time.perf_counter() - t
+    try:
+        yield run
+    except BaseException as e:
+        status = "KILLED" if isinstance(e, KeyboardInterrupt) else "FAILED"
+        reason = str(e) if isinstance(e, TdmlError) else "".join(traceback.format_exception(e))
+        _mark_failed(run.info.run_id, f"{type(e).__name__}: {reason}", status)
+        raise
+    else:
+        timed(mlflow.end_run)("FINISHED")
+
+
+@timed
+def _mark_failed(run_id: str, reason: str, status: str) -> None:
+    try:
+        client = MlflowClient()
+        client.set_tag(run_id, ERROR_TAG, reason[:5000])
+        client.set_tag(run_id, "mlflow.note.content", f"**{status}**: {reason[:5000]}")
+        client.log_text(run_id, reason, "error.txt")
+    finally:
+        if mlflow.active_run() and mlflow.active_run().info.run_id == run_id:
+            mlflow.end_run(status)
+        else:
+            client.set_terminated(run_id, status)
+
+
+@timed
+def log_params(params: dict[str, Any]) -> None:
+    flat = flatten(params)
+    mlflow.log_params({k: ("" if v is None else v) for k, v in flat.items()})
+
+
+@timed
+def log_metrics(metrics: dict[str, float], step: int | None = None) -> None:
+    mlflow.log_metrics({k: float(v) for k, v in metrics.items()}, step=step)
+
+
+@timed
+def set_tags(tags: dict[str, Any]) -> None:
+    mlflow.set_tags({k: str(v) for k, v in tags.items()})
+
+
+@timed
+def log_artifacts(directory: str | Path, artifact_path: str | None = None) -> None:
+    mlflow.log_artifacts(str(directory), artifact_path)
+
+
+@timed
+def log_dict(data: dict, file_name: str) -> None:
+    mlflow.log_dict(data, file_name)
+
+
+@timed
+def log_text(text: str, file_name: str) -> None:
+    mlflow.log_text(text, file_name)
+
+
+def active_run_id() -> str:
+    return mlflow.active_run().info.run_id
+
+
+# ----------------------------------------------------------------------------- registry
+_URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/@]+)|/(?P<version>\d+))$")
+
+
+def parse_model_uri(uri: str) -> tuple[str, str | None, str | None]:
+    m = _URI.match(uri.strip())
+    if not m:
+        raise RegistryError(f"teacher {uri!r} is not a registry URI; use models:/<name>@<alias> "
+                            f"or models:/<name>/<version>, e.g. models:/etth1-itransformer-L720-H96@champion")
+    return m["name"], m["alias"], m["version"]
+
+
+@timed
+def resolve_version(uri: str) -> ModelVersion:
+    """The ModelVersion a ``models:/`` URI points to, with errors that list what exists."""
+    name, alias, version = parse_model_uri(uri)
+    client = MlflowClient()
+    try:
+        rm = client.get_registered_model(name)
+    except MlflowException:
+        names = sorted(m.name for m in client.search_registered_models(max_results=200))
+        raise RegistryError(
+            f"registered model {name!r} does not exist in {mlflow.get_tracking_uri()}; "
+            f"registered models: {', '.join(names) or '(none)'}. Train one with "
+            f"`mlflow run . -e train_teacher ...` or check MLFLOW_TRACKING_URI."
+        ) from None
+    if alias is not None:
+        aliases = dict(rm.aliases or {})
+        if alias not in aliases:
+            listed = ", ".join(f"@{a} (v{v})" for a, v in sorted(aliases.items())) or "(none)"
+            raise RegistryError(f"registered model {name!r} has no alias {alias!r}; its aliases: {listed}")
+        return client.get_model_version_by_alias(name, alias)
+    try:
+        return client.get_model_version(name, version)
+    except MlflowException:
+        raise RegistryError(f"registered model {name!r} has no version {version}") from None
+
+
+def _bundle_dir(model_dir: Path) -> Path:
+    mlmodel = mlflow.models.Model.load(str(model_dir / "MLmodel"))
+    conf = mlmodel.flavors.get("python_function", {})
+    if conf.get("loader_module") != "tdml.serving":
+        raise RegistryError(f"{model_dir} is not a tdml model (pyfunc loader "
+                            f"{conf.get('loader_module')!r}); tdml loads only models it logged")
+    return model_dir / conf["data"]
+
+
+@timed
+def load_model(uri: str, device: str = "cpu"):
+    """(model, meta, version) for a ``models:/`` URI; weights via safetensors, no pickle."""
+    from tdml.serving import load_bundle
+
+    mv = resolve_version(uri)
+    local = Path(mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{mv.name}/{mv.version}"))
+    model, meta = load_bundle(_bundle_dir(local), device)
+    return model, meta, mv
+
+
+@timed
+def log_model(model, meta: dict[str, Any], registered_name: str | None, alias: str | None,
+              example=None) -> ModelVersion | None:
+    """Log the model bundle to the active run; register it and point ``alias`` at the new version."""
+    from tdml.serving import save_bundle
+
+    with tempfile.TemporaryDirectory() as tmp:
+        bundle = save_bundle(model, meta, Path(tmp) / "tdml_model")
+        info = mlflow.pyfunc.log_model(
+            name="model", loader_module="tdml.serving", data_path=str(bundle),
+            pip_requirements=_requirements(), metadata={"tdml": _json_safe(meta)},
+            input_example=example,
+        )
+    if not registered_name:
+        return None
+    mv = mlflow.register_model(info.model_uri, registered_name,
+                               tags={"tdml.task": meta.get("task", ""), "tdml.run_id": active_run_id()})
+    if alias:
+        MlflowClient().set_registered_model_alias(registered_name, alias, mv.version)
+    return mv
+
+
+def _requirements() -> list[str]:
+    import numpy
+    import safetensors
+    import torch
+
+    return [f"torch=={torch.__version__.split('+')[0]}", f"numpy=={numpy.__version__}",
+            f"safetensors=={safetensors.__version__}", f"mlflow=={mlflow.__version__}"]
+    # tdml itself is not on PyPI: serve with `--env-manager local` from an environment that has it.
+
+
+def _json_safe(meta: dict[str, Any]) -> dict[str, Any]:
+    return json.loads(json.dumps(meta, default=str))

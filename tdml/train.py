@@ -1,0 +1,244 @@
+"""The one training engine, for teachers and students alike.
+
+``fit`` optimises an ``Objective`` (batch -> named loss terms) with Adam, the configured
+lr schedule and early stopping on the task's validation metric, then restores the best
+checkpoint. It never sees the test split; callers evaluate test once, after fitting.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import random
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Iterable, Protocol
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from tdml.config import TrainConfig
+from tdml.distill.base import ModelOutput, run_model, weighted_sum
+from tdml.tasks import MetricAccumulator, Task
+
+log = logging.getLogger(__name__)
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch (CPU and CUDA) so the same seed gives the same run."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """The one place a device is chosen: CUDA when present (for 'auto'), else CPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def to_device(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
+    return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+
+
+class Objective(nn.Module):
+    """What the engine optimises. ``terms`` must include 'loss'; ``predict`` is what is evaluated."""
+
+    task: Task
+
+    def terms(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+    def predict(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        raise NotImplementedError
+
+
+class Supervised(Objective):
+    """Plain training of one model against the ground truth (teachers, non-distilled baselines)."""
+
+    def __init__(self, model: nn.Module, task: Task):
+        super().__init__()
+        self.model, self.task = model, task
+
+    def terms(self, batch):
+        pred = run_model(self.model, batch).pred
+        return {"loss": self.task.target_loss(pred, batch["y"])}
+
+    def predict(self, batch):
+        return run_model(self.model, batch).pred
+
+
+class Distillation(Objective):
+    """Student trained on ``target_weight * task loss + weighted distillation terms``.
+
+    The teacher is frozen and always in eval mode; its forward runs without autograd.
+    The loss module's own parameters (e.g. TimeDistill's regressor) train with the student.
+    """
+
+    def __init__(self, student: nn.Module, teacher: nn.Module, loss: nn.Module,
+                 weights: dict[str, float], task: Task, target_weight: float = 1.0):
+        super().__init__()
+        self.student, self.loss, self.task = student, loss, task
+        self.weights, self.target_weight = dict(weights), target_weight
+        teacher.requires_grad_(False)
+        teacher.eval()
+        object.__setattr__(self, "_teacher", teacher)  # not a submodule: excluded from state/params
+        self._needs_teacher = True
+
+    @property
+    def teacher(self) -> nn.Module:
+        return self._teacher
+
+    def to(self, *args, **kwargs):
+        self._teacher.to(*args, **kwargs)
+        return super().to(*args, **kwargs)
+
+    def terms(self, batch):
+        s = run_model(self.student, batch)
+        with torch.no_grad():
+            t = run_model(self._teacher, batch)
+        out = {"gt": self.task.target_loss(s.pred, batch["y"])}
+        out.update(self.loss(s, t, batch["y"]))
+        out["loss"] = weighted_sum(out, {**self.weights, "gt": self.target_weight})
+        return out
+
+    def predict(self, batch):
+        return run_model(self.student, batch).pred
+
+
+class Callback(Protocol):
+    def __call__(self, epoch: int, train_terms: dict[str, float], val_metrics: dict[str, float],
+                 lr: float) -> None: ...
+
+
+@dataclass
+class FitResult:
+    best_epoch: int
+    best_val: dict[str, float]
+    history: list[dict[str, float]] = field(default_factory=list)
+    epochs_run: int = 0
+    stopped_early: bool = False
+    seconds: float = 0.0
+
+
+def _lr_for_epoch(cfg: TrainConfig, epoch: int) -> float:
+    """Reference 'type1': lr for epochs 0 and 1, then halved each epoch; or cosine/constant."""
+    if cfg.lr_schedule == "type1":
+        return cfg.lr * 0.5 ** max(0, epoch - 1)
+    if cfg.lr_schedule == "cosine":
+        return 0.5 * cfg.lr * (1 + np.cos(np.pi * epoch / cfg.epochs))
+    return cfg.lr
+
+
+@torch.no_grad()
+def evaluate(objective: Objective, loader: Iterable[dict], device: torch.device | None = None,
+             keep: bool = False) -> tuple[dict[str, float], MetricAccumulator]:
+    """Task metrics of ``objective.predict`` over a whole loader (every window, no drop)."""
+    device = device or next(objective.parameters()).device
+    was_training = objective.training
+    objective.eval()
+    acc = MetricAccumulator()
+    for batch in loader:
+        batch = to_device(batch, device)
+        acc.add(objective.predict(batch), batch["y"])
+    objective.train(was_training)
+    metrics = objective.task.metrics(*acc.tensors())
+    return metrics, (acc if keep else MetricAccumulator())
+
+
+def fit(objective: Objective, train_loader, val_loader, cfg: TrainConfig,
+        callbacks: Iterable[Callback] = (), device: torch.device | None = None) -> FitResult:
+    device = device or resolve_device(cfg.device)
+    objective.to(device)
+    params = [p for p in objective.parameters() if p.requires_grad]
+    opt = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    task = objective.task
+    best_state, best_val, best_epoch, bad_epochs = None, None, -1, 0
+    result = FitResult(best_epoch=-1, best_val={})
+    t0 = time.perf_counter()
+    for epoch in range(cfg.epochs):
+        lr = _lr_for_epoch(cfg, epoch)
+        for g in opt.param_groups:
+            g["lr"] = lr
+        objective.train()
+        sums: dict[str, float] = {}
+        n = 0
+        bar = tqdm(train_loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False,
+                   disable=not cfg.progress, file=sys.stderr, mininterval=1.0)
+        for i, batch in enumerate(bar):
+            if cfg.max_batches and i >= cfg.max_batches:
+                break
+            batch = to_device(batch, device)
+            terms = objective.terms(batch)
+            loss = terms["loss"]
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"non-finite training loss at epoch {epoch + 1}, batch {i}: "
+                                         f"{ {k: float(v) for k, v in terms.items()} }; lower lr")
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            for k, v in terms.items():
+                sums[k] = sums.get(k, 0.0) + float(v.detach())
+            n += 1
+            bar.set_postfix(loss=f"{float(loss.detach()):.4f}", refresh=False)
+        train_terms = {k: v / max(n, 1) for k, v in sums.items()}
+        val_metrics, _ = evaluate(objective, val_loader, device)
+        result.history.append({"epoch": epoch, "lr": lr, **{f"train_{k}": v for k, v in train_terms.items()},
+                               **{f"val_{k}": v for k, v in val_metrics.items()}})
+        score = val_metrics[task.monitor]
+        improved = best_val is None or task.better(score, best_val[task.monitor])
+        if improved:
+            best_val, best_epoch, bad_epochs = dict(val_metrics), epoch, 0
+            best_state = copy.deepcopy(objective.state_dict())
+        else:
+            bad_epochs += 1
+        log.info("epoch %d: train %s | val %s%s", epoch + 1, _fmt(train_terms), _fmt(val_metrics),
+                 " *" if improved else "")
+        for cb in callbacks:
+            cb(epoch, train_terms, val_metrics, lr)
+        result.epochs_run = epoch + 1
+        if bad_epochs >= cfg.patience:
+            result.stopped_early = True
+            break
+    objective.load_state_dict(best_state)
+    result.best_epoch, result.best_val = best_epoch, best_val
+    result.seconds = time.perf_counter() - t0
+    return result
+
+
+def _fmt(d: dict[str, float]) -> str:
+    return " ".join(f"{k}={v:.4f}" for k, v in d.items())
+
+
+def cpu_latency_ms(model: nn.Module, example: dict[str, torch.Tensor], warmup: int = 5,
+                   repeats: int = 20) -> float:
+    """Median forward latency (ms) on CPU, after warm-up, of one batch ``example``."""
+    model = copy.deepcopy(model).cpu().eval()
+    batch = to_device(example, torch.device("cpu"))
+    times = []
+    with torch.inference_mode():
+        for i in range(warmup + repeats):
+            t = time.perf_counter()
+            run_model(model, batch)
+            if i >= warmup:
+                times.append(time.perf_counter() - t)
+    return float(np.median(times) * 1000)
+
+
+def predictions(model: nn.Module, loader, device: torch.device | None = None) -> ModelOutput:
+    """Concatenated predictions of a model over a loader (features not kept)."""
+    device = device or next(model.parameters()).device
+    model.eval()
+    preds = []
+    with torch.no_grad():
+        for batch in loader:
+            preds.append(run_model(model, to_device(batch, device)).pred.cpu())
+    return ModelOutput(torch.cat(preds))
+
+
+__all__ = ["seed_everything", "resolve_device", "Objective", "Supervised", "Distillation", "fit",
+           "evaluate", "FitResult", "cpu_latency_ms", "predictions", "Callable"]
