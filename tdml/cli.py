@@ -13,19 +13,33 @@ import sys
 from typing import Any, Callable
 
 from tdml import pipelines, tracking
-from tdml.config import (DataConfig, DistillRunConfig, TeacherRunConfig, coerce_dataclass,
-                         deep_merge, load_yaml, parse_overrides, set_dotted)
+from tdml.config import DataConfig, coerce_dataclass, deep_merge, load_yaml, parse_overrides, set_dotted
 from tdml.errors import TdmlError
+
+def _float(text: str) -> float | None:
+    """A number option; "" (an MLproject default) means "not given"."""
+    return None if text == "" else float(text)
+
+
+def _int(text: str) -> int | None:
+    """An integer option that also accepts MLflow's float rendering ('96.0'); "" = not given."""
+    if text == "":
+        return None
+    value = float(text)
+    if not value.is_integer():
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}")
+    return int(value)
+
 
 # option -> (dotted config key, type); "" / 0 from MLproject defaults mean "not given" where noted
 DATA_OPTS = {"dataset": ("data.dataset", str), "data_path": ("data.data_path", str),
-             "seq_len": ("data.seq_len", int), "pred_len": ("data.pred_len", int),
-             "batch_size": ("data.batch_size", int)}
-TRAIN_OPTS = {"epochs": ("train.epochs", int), "lr": ("train.lr", float), "seed": ("train.seed", int),
-              "patience": ("train.patience", int), "device": ("train.device", str)}
+             "seq_len": ("data.seq_len", _int), "pred_len": ("data.pred_len", _int),
+             "batch_size": ("data.batch_size", _int)}
+TRAIN_OPTS = {"epochs": ("train.epochs", _int), "lr": ("train.lr", _float), "seed": ("train.seed", _int),
+              "patience": ("train.patience", _int), "device": ("train.device", str)}
 TRACK_OPTS = {"alias": ("tracking.alias", str), "experiment": ("tracking.experiment", str)}
-LOSS_OPTS = {"alpha": ("loss.alpha", float), "beta": ("loss.beta", float),
-             "temperature": ("loss.temperature", float), "scales": ("loss.scales", int),
+LOSS_OPTS = {"alpha": ("loss.alpha", _float), "beta": ("loss.beta", _float),
+             "temperature": ("loss.temperature", _float), "scales": ("loss.scales", _int),
              "kl_mode": ("loss.kl_mode", str)}
 
 
@@ -59,14 +73,18 @@ def _progress(args, raw):
     return raw
 
 
+def _final(s) -> str:
+    """The final-split metrics of a run summary, e.g. 'test_mse=0.41 test_mae=0.43'."""
+    return " ".join(f"{k}={v:.4f}" for k, v in s.metrics.items() if k.startswith(("test_", "val_")))
+
+
 def cmd_train_teacher(args) -> int:
     raw = _progress(args, _raw_config(args, {**DATA_OPTS, **TRAIN_OPTS, **TRACK_OPTS, "model": ("model", str)}))
     exp = raw.get("tracking", {}).get("experiment", "tdml")
     with tracking.start_run(exp, f"teacher-{raw.get('model', 'itransformer')}", "teacher"):
-        cfg = coerce_dataclass(TeacherRunConfig, raw)
+        cfg = pipelines.teacher_config(raw)
         s = pipelines.train_teacher_in_run(cfg)
-    print(f"teacher run {s.run_id}: test_mse={s.metrics['test_mse']:.4f} test_mae={s.metrics['test_mae']:.4f} "
-          f"params={s.n_params:,} registered={s.registered}")
+    print(f"teacher run {s.run_id}: {_final(s)} params={s.n_params:,} registered={s.registered}")
     return 0
 
 
@@ -85,10 +103,10 @@ def cmd_distill(args) -> int:
     exp = raw.get("tracking", {}).get("experiment", "tdml")
     with tracking.start_run(exp, f"student-{raw.get('student', 'mlp')}", "student"):
         coerce_dataclass(DataConfig, {**{"dataset": "synthetic"}, **data}, "data")  # type-check early
-        cfg = coerce_dataclass(DistillRunConfig, raw)
+        cfg = pipelines.distill_config(raw, data.get("dataset", "default"))
         s = pipelines.distill_in_run(cfg, data)
-    print(f"student run {s.run_id}: test_mse={s.metrics['test_mse']:.4f} test_mae={s.metrics['test_mae']:.4f} "
-          f"params={s.n_params:,} (teacher {s.extra['teacher_n_params']:,}) registered={s.registered}")
+    print(f"student run {s.run_id}: {_final(s)} params={s.n_params:,} "
+          f"(teacher {s.extra['teacher_n_params']:,}) registered={s.registered}")
     return 0
 
 

@@ -113,7 +113,14 @@ def coerce_dataclass(cls: type[T], values: dict[str, Any], where: str = "config"
         raise ConfigError(
             f"{where}: unknown key(s) {', '.join(unknown)}; valid keys: {', '.join(sorted(fields))}"
         )
-    kwargs = {k: _coerce(v, hints[k], f"{where}.{k}") for k, v in values.items()}
+    kwargs = {}
+    for k, v in values.items():
+        f = fields[k]
+        # A nested dataclass given partially starts from this field's own default
+        # (e.g. the student's TrainConfig(lr=0.01)), not from the nested class's defaults.
+        if isinstance(v, dict) and dataclasses.is_dataclass(hints[k]) and f.default_factory is not dataclasses.MISSING:
+            v = {**dataclasses.asdict(f.default_factory()), **v}
+        kwargs[k] = _coerce(v, hints[k], f"{where}.{k}")
     try:
         obj = cls(**kwargs)
     except TypeError as e:  # a required field is missing
@@ -198,14 +205,14 @@ from dataclasses import dataclass, field  # noqa: E402
 class DataConfig:
     dataset: str = "synthetic"  # catalog name, 'synthetic', or a data_path's label
     data_path: str | None = None  # any local Time-Series-Library CSV
-    seq_len: int = 96
-    pred_len: int = 24
+    seq_len: int = 0  # 0 = the dataset kind's default (forecasting 96, UCR resample length 100)
+    pred_len: int = 0  # 0 = 24 for forecasting; unused for classification
     batch_size: int = 32
     split: str | None = None  # override the catalog's split rule (tdml.data.splits.SPLITS)
 
     def validate(self):
-        require(self.seq_len >= 2, f"seq_len must be >= 2, got {self.seq_len}")
-        require(self.pred_len >= 1, f"pred_len must be >= 1, got {self.pred_len}")
+        require(self.seq_len == 0 or self.seq_len >= 2, f"seq_len must be >= 2 (or 0 for the default), got {self.seq_len}")
+        require(self.pred_len >= 0, f"pred_len must be >= 1 (or 0 for the default), got {self.pred_len}")
         require(self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}")
 
 
@@ -254,6 +261,13 @@ class TrackingConfig:
     register: bool = True
     diagnostics: bool = True
     latency_repeats: int = 20
+    # 'test' for a final run; 'val' inside a search, where the test split must stay unread
+    # (metrics and diagnostics are then computed on validation and named val_*).
+    final_split: str = "test"
+
+    def validate(self):
+        require(self.final_split in ("test", "val"),
+                f"tracking.final_split must be 'test' or 'val', got {self.final_split!r}")
 
 
 @dataclass

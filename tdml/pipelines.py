@@ -19,9 +19,10 @@ import torch
 from tdml import tracking
 from tdml.config import DataConfig, DistillRunConfig, TeacherRunConfig, coerce_dataclass, to_dict
 from tdml.data import load_data
-from tdml.distill.base import LOSSES
+from tdml.distill import LOSSES
 from tdml.errors import IncompatibleTeacherError, TdmlError
 from tdml.models import build_model
+from tdml.models.defaults import default_params, default_train
 from tdml.tasks import TASKS
 from tdml.train import (Distillation, Supervised, cpu_latency_ms, evaluate, fit, predictions,
                         resolve_device, seed_everything)
@@ -54,21 +55,22 @@ def _example_batch(data, batch_size: int = 32) -> dict:
     return next(iter(data.loader("test", batch_size)))
 
 
-def _fit_and_test(objective, data, batch_size: int, cfg_train, extra_callbacks):
-    """Fit on train with validation checkpoints, then read the test split once."""
+def _fit_and_test(objective, data, batch_size: int, cfg_train, extra_callbacks, final_split: str):
+    """Fit on train with validation checkpoints, then read ``final_split`` once."""
     device = resolve_device(cfg_train.device)
     train = data.loader("train", batch_size, shuffle=True, seed=cfg_train.seed)
     result = fit(objective, train, data.loader("val", batch_size), cfg_train,
                  [EpochLogger(), *extra_callbacks], device)
-    test_metrics, _ = evaluate(objective, data.loader("test", batch_size), device)
-    return result, test_metrics
+    final_metrics, _ = evaluate(objective, data.loader(final_split, batch_size), device)
+    return result, final_metrics
 
 
 def train_teacher_in_run(cfg: TeacherRunConfig, callbacks=()) -> RunSummary:
     t0 = time.perf_counter()
-    tracking.log_params({"config": to_dict(cfg)})
     seed_everything(cfg.train.seed)
     data = load_data(cfg.data)
+    cfg = _resolved(cfg, data)
+    tracking.log_params({"config": to_dict(cfg)})
     model = build_model(cfg.model, data.dims, _model_params(cfg.model, data.name, cfg.model_params))
     task = TASKS.get(model.task)
     if model.task != data.task:
@@ -79,15 +81,16 @@ def train_teacher_in_run(cfg: TeacherRunConfig, callbacks=()) -> RunSummary:
     tracking.log_params({f"data.{k}": v for k, v in data.describe().items()})
     tracking.log_metrics({"n_params": n_params})
     objective = Supervised(model, task)
-    result, test = _fit_and_test(objective, data, cfg.data.batch_size, cfg.train, callbacks)
+    split = cfg.tracking.final_split
+    result, test = _fit_and_test(objective, data, cfg.data.batch_size, cfg.train, callbacks, split)
     latency = cpu_latency_ms(model, _example_batch(data), repeats=cfg.tracking.latency_repeats)
-    metrics = {**{f"test_{k}": v for k, v in test.items()},
+    metrics = {**{f"{split}_{k}": v for k, v in test.items()},
                **{f"best_val_{k}": v for k, v in result.best_val.items()},
                "best_epoch": result.best_epoch, "epochs_run": result.epochs_run,
                "train_seconds": result.seconds, "cpu_latency_ms_b32": latency}
     tracking.log_metrics(metrics)
     if cfg.tracking.diagnostics and task.diagnose:
-        metrics.update(_diagnose(task, data, cfg.data.batch_size, {"teacher": model}, 0.5, 3))
+        metrics.update(_diagnose(task, data, split, cfg.data.batch_size, {"teacher": model}, 0.5, 3))
     name = task.registered_name(data.name, cfg.model, data.dims) if cfg.tracking.register else None
     mv = tracking.log_model(model, _model_meta(data, cfg.data, task.name), name, cfg.tracking.alias)
     wall = time.perf_counter() - t0
@@ -113,9 +116,10 @@ def distill_in_run(cfg: DistillRunConfig, data_overrides: dict[str, Any] | None 
                        "tdml.teacher_version": mv.version, "tdml.teacher_run_id": mv.run_id or ""})
     data_cfg = coerce_dataclass(DataConfig, {**meta["data_config"], **(data_overrides or {})}, "data")
     cfg = dataclasses.replace(cfg, data=data_cfg)
-    tracking.log_params({"config": to_dict(cfg)})
     seed_everything(cfg.train.seed)
     data = load_data(cfg.data)
+    cfg = _resolved(cfg, data)
+    tracking.log_params({"config": to_dict(cfg)})
     _check_teacher(teacher, meta, data)
     student = build_model(cfg.student, data.dims, cfg.student_params)
     task = TASKS.get(student.task)
@@ -124,20 +128,21 @@ def distill_in_run(cfg: DistillRunConfig, data_overrides: dict[str, Any] | None 
                                        f"teacher is a {teacher.task} model")
     loss_cls = LOSSES.get(cfg.method)
     loss_cfg = coerce_dataclass(loss_cls.Config, cfg.loss, f"loss ({cfg.method})")
-    loss = loss_cls.from_models(loss_cfg, student, teacher)
+    loss = loss_cls.from_models(loss_cfg, student, teacher)  # registered in tdml.distill
     tracking.log_params({"loss": dataclasses.asdict(loss_cfg), "student_params": dataclasses.asdict(student.params)})
     tracking.log_params({f"data.{k}": v for k, v in data.describe().items()})
     n_student, n_teacher = student.n_parameters(), teacher.n_parameters()
     tracking.log_metrics({"n_params": n_student, "teacher_n_params": n_teacher})
     objective = Distillation(student, teacher, loss, loss.weights(), task, cfg.target_weight)
-    result, test = _fit_and_test(objective, data, cfg.data.batch_size, cfg.train, callbacks)
-    teacher_test, _ = evaluate(Supervised(teacher, task), data.loader("test", cfg.data.batch_size),
+    split = cfg.tracking.final_split
+    result, test = _fit_and_test(objective, data, cfg.data.batch_size, cfg.train, callbacks, split)
+    teacher_test, _ = evaluate(Supervised(teacher, task), data.loader(split, cfg.data.batch_size),
                                resolve_device(cfg.train.device))
     example = _example_batch(data)
     lat_s = cpu_latency_ms(student, example, repeats=cfg.tracking.latency_repeats)
     lat_t = cpu_latency_ms(teacher, example, repeats=cfg.tracking.latency_repeats)
-    metrics = {**{f"test_{k}": v for k, v in test.items()},
-               **{f"teacher_test_{k}": v for k, v in teacher_test.items()},
+    metrics = {**{f"{split}_{k}": v for k, v in test.items()},
+               **{f"teacher_{split}_{k}": v for k, v in teacher_test.items()},
                **{f"best_val_{k}": v for k, v in result.best_val.items()},
                "best_epoch": result.best_epoch, "epochs_run": result.epochs_run,
                "train_seconds": result.seconds, "cpu_latency_ms_b32": lat_s,
@@ -146,7 +151,7 @@ def distill_in_run(cfg: DistillRunConfig, data_overrides: dict[str, Any] | None 
     tracking.log_metrics(metrics)
     if cfg.tracking.diagnostics and task.diagnose:
         tau = getattr(loss_cfg, "temperature", 0.5)
-        metrics.update(_diagnose(task, data, cfg.data.batch_size, {"teacher": teacher, "student": student},
+        metrics.update(_diagnose(task, data, split, cfg.data.batch_size, {"teacher": teacher, "student": student},
                                  tau, getattr(loss_cfg, "scales", 3)))
     name = f"{mv.name}-student-{cfg.student}" if cfg.tracking.register else None
     smeta = {**_model_meta(data, cfg.data, task.name), "teacher": {"name": mv.name, "version": mv.version}}
@@ -159,7 +164,14 @@ def distill_in_run(cfg: DistillRunConfig, data_overrides: dict[str, Any] | None 
     return RunSummary(tracking.active_run_id(), "student", cfg.student, metrics, n_student, lat_s,
                       f"models:/{smv.name}/{smv.version}" if smv else None, smv.version if smv else None,
                       extra={"teacher_latency_ms": lat_t, "teacher_n_params": n_teacher,
-                             "teacher_test": teacher_test, "teacher_name": mv.name})
+                             "teacher_final": teacher_test, "teacher_name": mv.name,
+                             "fit": result, "loss_config": loss_cfg})
+
+
+def _resolved(cfg, data):
+    """The config with the data's actual window lengths in place of 0 = "default"."""
+    d = data.dims
+    return dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, seq_len=d.seq_len, pred_len=d.pred_len))
 
 
 def _check_teacher(teacher, meta: dict, data) -> None:
@@ -185,15 +197,16 @@ def _check_teacher(teacher, meta: dict, data) -> None:
                                            f"distilling on {data.name!r}"})
 
 
-def _diagnose(task, data, batch_size: int, models: dict, tau: float, scales: int) -> dict[str, float]:
-    """Diagnostics of ground truth and each model on the test split, logged as artifacts."""
-    loader = data.loader("test", batch_size)
+def _diagnose(task, data, split: str, batch_size: int, models: dict, tau: float,
+              scales: int) -> dict[str, float]:
+    """Diagnostics of ground truth and each model on ``split``, logged as artifacts."""
+    loader = data.loader(split, batch_size)
     series = {"ground_truth": torch.cat([b["y"] for b in loader]).numpy()}
     for name, m in models.items():
         series[name] = predictions(m, loader).pred.numpy()
     with tempfile.TemporaryDirectory() as tmp:
         summary = task.diagnose(series, data.columns, tmp, temperature=tau, scales=scales,
-                                title=f"FFT-period diagnostics: {data.name} (test split)")
+                                title=f"FFT-period diagnostics: {data.name} ({split} split)")
         tracking.log_artifacts(tmp, "diagnostics")
     tracking.log_metrics(summary)
     return summary
@@ -205,11 +218,23 @@ def _model_meta(data, data_cfg: DataConfig, task: str) -> dict[str, Any]:
 
 
 def _model_params(model: str, dataset: str, overrides: dict) -> dict:
-    try:
-        from tdml.models.defaults import default_params
-    except ImportError:  # the defaults table is optional for a model
-        return dict(overrides)
     return {**default_params(model, dataset), **overrides}
+
+
+def teacher_config(raw: dict[str, Any]) -> TeacherRunConfig:
+    """Typed teacher config: the model's training defaults (tdml/models/defaults.yaml) under
+    whatever ``raw`` sets explicitly."""
+    model = raw.get("model", TeacherRunConfig.model)
+    dataset = raw.get("data", {}).get("dataset", DataConfig.dataset)
+    train = {**default_train(model, dataset), **raw.get("train", {})}
+    return coerce_dataclass(TeacherRunConfig, {**raw, "train": train})
+
+
+def distill_config(raw: dict[str, Any], dataset: str = "default") -> DistillRunConfig:
+    """Typed distill config with the student's training defaults under explicit settings."""
+    student = raw.get("student", DistillRunConfig.student)
+    train = {**default_train(student, dataset), **raw.get("train", {})}
+    return coerce_dataclass(DistillRunConfig, {**raw, "train": train})
 
 
 def run_train_teacher(cfg: TeacherRunConfig) -> RunSummary:
@@ -225,14 +250,14 @@ def run_distill(cfg: DistillRunConfig, data_overrides: dict | None = None) -> Ru
 def run_main_in_run(raw_teacher: dict, raw_student: dict) -> str:
     """Teacher -> registry -> student through the alias, as nested runs; returns the table."""
     with tracking.start_run("", "teacher", "teacher", nested=True):
-        tcfg = coerce_dataclass(TeacherRunConfig, raw_teacher)
+        tcfg = teacher_config(raw_teacher)
         t = train_teacher_in_run(tcfg)
     name = t.registered.split("/")[1] if t.registered else None
     if name is None:
         raise TdmlError("the main job needs the teacher registered (tracking.register=true)")
     uri = f"models:/{name}@{tcfg.tracking.alias}"
     with tracking.start_run("", "student", "student", nested=True):
-        scfg = coerce_dataclass(DistillRunConfig, {**raw_student, "teacher": uri})
+        scfg = distill_config({**raw_student, "teacher": uri}, tcfg.data.dataset)
         s = distill_in_run(scfg, {"batch_size": tcfg.data.batch_size})
     rows = [("teacher", t.model, t.metrics["test_mse"], t.metrics["test_mae"], t.n_params, t.latency_ms),
             ("student", s.model, s.metrics["test_mse"], s.metrics["test_mae"], s.n_params, s.latency_ms)]

@@ -52,6 +52,16 @@ def forecast_metrics(pred: torch.Tensor, target: torch.Tensor) -> dict[str, floa
     return {"mse": float((err**2).mean()), "mae": float(err.abs().mean())}
 
 
+def classification_metrics(pred: torch.Tensor, target: torch.Tensor) -> dict[str, float]:
+    from tdml.metrics import classification_metrics as metrics  # scikit-learn only when used
+
+    return metrics(pred, target)
+
+
+def _classify_name(dataset: str, model: str, dims) -> str:
+    return f"ucr-{dataset.lower()}-{model}"
+
+
 def _forecast_name(dataset: str, model: str, dims) -> str:
     return f"{dataset}-{model}-L{dims.seq_len}-H{dims.pred_len}"
 
@@ -67,4 +77,9 @@ TASKS.register("forecast")(Task(
     "forecast", F.mse_loss, forecast_metrics, monitor="mse", mode="min",
     registered_name=_forecast_name, compatible_dims=("n_channels", "seq_len", "pred_len"),
     diagnose=_fft_diagnostics,
+))
+# METHODS.md §2: checkpoints by validation loss (cross-entropy); studies rank by AUC-PRC.
+TASKS.register("classify")(Task(
+    "classify", F.cross_entropy, classification_metrics, monitor="ce", mode="min",
+    registered_name=_classify_name, compatible_dims=("n_channels", "seq_len", "n_classes"),
 ))

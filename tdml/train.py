@@ -87,7 +87,7 @@ class Distillation(Objective):
         teacher.requires_grad_(False)
         teacher.eval()
         object.__setattr__(self, "_teacher", teacher)  # not a submodule: excluded from state/params
-        self._needs_teacher = True
+        self._needs_teacher = any(w != 0 for w in self.weights.values())
 
     @property
     def teacher(self) -> nn.Module:
@@ -99,10 +99,11 @@ class Distillation(Objective):
 
     def terms(self, batch):
         s = run_model(self.student, batch)
-        with torch.no_grad():
-            t = run_model(self._teacher, batch)
         out = {"gt": self.task.target_loss(s.pred, batch["y"])}
-        out.update(self.loss(s, t, batch["y"]))
+        if self._needs_teacher:
+            with torch.no_grad():
+                t = run_model(self._teacher, batch)
+            out.update(self.loss(s, t, batch["y"]))
         out["loss"] = weighted_sum(out, {**self.weights, "gt": self.target_weight})
         return out
 

@@ -19,6 +19,13 @@ LOADERS: Registry[Callable[[DataConfig], Any]] = Registry("dataset kind")
 LOADERS.register("forecast")(load_forecast_data)
 
 
+@LOADERS.register("ucr")
+def _load_ucr(cfg: DataConfig):
+    from tdml.data.ucr import load_ucr
+
+    return load_ucr(cfg.dataset, length=cfg.seq_len or 100)
+
+
 def load_data(cfg: DataConfig):
     kind = cfg.dataset.split(":", 1)[0] if ":" in cfg.dataset else "forecast"
     return LOADERS.get(kind)(cfg)

@@ -20,6 +20,7 @@ from tdml.errors import DataError
 from tdml.models.base import Dims
 
 SPLIT_NAMES = ("train", "val", "test")
+DEFAULT_SEQ_LEN, DEFAULT_PRED_LEN = 96, 24  # used when DataConfig leaves them at 0
 
 
 def read_csv(path: str | Path) -> pd.DataFrame:
@@ -160,7 +161,7 @@ def load_forecast_data(cfg: DataConfig) -> ForecastData:
     values_df = df.drop(columns=["date"], errors="ignore")
     values = values_df.to_numpy(dtype=np.float64)
     n_rows = len(values)
-    L, H = cfg.seq_len, cfg.pred_len
+    L, H = cfg.seq_len or DEFAULT_SEQ_LEN, cfg.pred_len or DEFAULT_PRED_LEN
     borders = split_fn(n_rows, L)
     for s, (a, b) in borders.items():
         if a < 0 or b > n_rows or b - a < L + H:

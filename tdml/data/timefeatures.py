@@ -18,9 +18,9 @@ def time_features(dates: pd.DatetimeIndex, freq: str) -> np.ndarray:
     if step < pd.Timedelta(days=1):
         cols.append(dates.hour / 23.0 - 0.5)
     cols += [
-        dates.dayofweek / 6.0 - 0.5,
+        dates.day_of_week / 6.0 - 0.5,
         (dates.day - 1) / 30.0 - 0.5,
-        (dates.dayofyear - 1) / 365.0 - 0.5,
+        (dates.day_of_year - 1) / 365.0 - 0.5,
     ]
     return np.stack([np.asarray(c, dtype=np.float32) for c in cols], axis=1)
 

@@ -3,4 +3,4 @@ with ``ModelOutput`` arguments, returning ``{term_name: scalar tensor}``; import
 package registers every loss in ``LOSSES``."""
 
 from tdml.distill.base import LOSSES, ModelOutput  # noqa: F401
-from tdml.distill import timedistill  # noqa: F401  (registration side effect)
+from tdml.distill import dt2w, hints, kd, memkd, none, timedistill  # noqa: F401  (registration)

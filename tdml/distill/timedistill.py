@@ -39,10 +39,18 @@ def multi_scale_loss(s: torch.Tensor, t: torch.Tensor, scales: int, dim: int) ->
     return torch.stack(losses).mean()
 
 
+def amplitude(x: torch.Tensor, dim: int, eps: float = 1e-8) -> torch.Tensor:
+    """|rFFT(x)| along ``dim`` with the DC bin dropped; frequency on the last axis.
+
+    sqrt(re^2 + im^2 + eps) instead of ``.abs()``: the gradient of |z| at z = 0 is NaN.
+    """
+    z = torch.fft.rfft(_time_last(x, dim), dim=-1)[..., 1:]
+    return torch.sqrt(z.real.square() + z.imag.square() + eps)
+
+
 def period_distribution(x: torch.Tensor, temperature: float, dim: int) -> torch.Tensor:
     """softmax(|rFFT(x)|[1:] / tau) over frequencies, DC dropped; frequency on the last axis."""
-    amp = torch.fft.rfft(_time_last(x, dim), dim=-1).abs()[..., 1:]
-    return torch.softmax(amp / temperature, dim=-1)
+    return torch.softmax(amplitude(x, dim) / temperature, dim=-1)
 
 
 def multi_period_loss(s: torch.Tensor, t: torch.Tensor, temperature: float, dim: int,
@@ -55,12 +63,15 @@ def multi_period_loss(s: torch.Tensor, t: torch.Tensor, temperature: float, dim:
     """
     if s.shape[dim] < 2:  # a length-1 axis has no non-DC frequency
         return s.new_zeros(())
-    log_ps = torch.log_softmax(torch.fft.rfft(_time_last(s, dim), dim=-1).abs()[..., 1:] / temperature, -1)
-    pt = period_distribution(t, temperature, dim)
+    log_ps = torch.log_softmax(amplitude(s, dim) / temperature, dim=-1)
+    # The teacher side may carry gradient (the feature regressor); in log space a
+    # probability that underflows to 0 cannot turn its gradient into NaN.
+    log_pt = torch.log_softmax(amplitude(t, dim) / temperature, dim=-1)
+    elementwise = F.kl_div(log_ps, log_pt, reduction="none", log_target=True)
     if kl_mode == "reference":
-        return F.kl_div(log_ps, pt, reduction="mean")
-    kl = F.kl_div(log_ps, pt, reduction="none").sum(-1)  # per distribution
-    return kl.mean()
+        # Spelled out: torch announces that reduction='mean' will become 'batchmean'.
+        return elementwise.mean()
+    return elementwise.sum(-1).mean()  # true KL per distribution, averaged
 
 
 class FeatureRegressor(nn.Module):

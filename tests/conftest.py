@@ -1,0 +1,63 @@
+"""Shared fixtures: an isolated MLflow store per test, the shared data folder, tiny configs."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import mlflow
+import pytest
+import torch
+
+# Tiny tensors gain nothing from intra-op threads, and on a busy 2-core machine OpenMP
+# threads waiting on each other slow every op by 10x or more.
+torch.set_num_threads(1)
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def shared_data(monkeypatch) -> Path:
+    """``../shared/data`` as TDML_DATA_DIR; skips the test when the folder is absent."""
+    if not (SHARED_DATA / "ETTh1.csv").is_file():
+        pytest.skip(f"reference data not found at {SHARED_DATA}")
+    monkeypatch.setenv("TDML_DATA_DIR", str(SHARED_DATA))
+    return SHARED_DATA
+
+
+@pytest.fixture
+def mlflow_store(tmp_path, monkeypatch) -> str:
+    """A fresh SQLite tracking store + artifact root under tmp_path, as the active URI."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.setenv("TDML_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.chdir(tmp_path)  # default artifact root ./mlruns lands in tmp_path
+    mlflow.set_tracking_uri(uri)
+    while mlflow.active_run():
+        mlflow.end_run()
+    yield uri
+    while mlflow.active_run():
+        mlflow.end_run()
+    mlflow.set_tracking_uri(None)
+
+
+def tiny_teacher_args(**extra) -> list[str]:
+    """CLI args for a seconds-long teacher run on the synthetic default."""
+    args = ["train-teacher", "--dataset", "synthetic", "--model", "itransformer", "--seq-len", "48",
+            "--pred-len", "12", "--epochs", "1", "--no-progress", "--set", "train.max_batches=8",
+            "--set", "tracking.latency_repeats=2"]
+    for k, v in extra.items():
+        args += [f"--{k.replace('_', '-')}", str(v)]
+    return args
+
+
+def tiny_distill_args(teacher: str, **extra) -> list[str]:
+    args = ["distill", "--teacher", teacher, "--epochs", "1", "--no-progress", "--set",
+            "train.max_batches=8", "--set", "tracking.latency_repeats=2", "--set", "student_params.d_model=32"]
+    for k, v in extra.items():
+        args += [f"--{k.replace('_', '-')}", str(v)]
+    return args
+
+
+os.environ.setdefault("TQDM_DISABLE", "1")

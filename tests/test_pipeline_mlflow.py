@@ -1,0 +1,179 @@
+"""End-to-end through the real MLflow tracking store and model registry (SQLite + local
+artifacts): teacher -> registry alias -> student, pickle-free loading, diagnostics, and
+bad input ending as FAILED runs that leave the registry untouched."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+from mlflow.tracking import MlflowClient
+
+from tdml import tracking
+from tdml.cli import main
+from tdml.config import DataConfig
+from tdml.data import load_data
+from tdml.models.itransformer import ITransformer
+from tdml.models.mlp import MLP
+from tdml.tasks import TASKS
+from tdml.train import Supervised, evaluate
+
+from conftest import tiny_distill_args, tiny_teacher_args
+
+TEACHER = "synthetic-itransformer-L48-H12"
+URI = f"models:/{TEACHER}@champion"
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    root = tmp_path_factory.mktemp("mlflow")
+    uri = f"sqlite:///{root / 'mlflow.db'}"
+    old_cwd, old_env = os.getcwd(), os.environ.get("MLFLOW_TRACKING_URI")
+    os.environ["MLFLOW_TRACKING_URI"] = uri
+    os.chdir(root)
+    mlflow.set_tracking_uri(uri)
+    assert main(tiny_teacher_args()) == 0
+    assert main(tiny_distill_args(URI)) == 0
+    yield MlflowClient(uri)
+    os.chdir(old_cwd)
+    if old_env is None:
+        os.environ.pop("MLFLOW_TRACKING_URI", None)
+    else:
+        os.environ["MLFLOW_TRACKING_URI"] = old_env
+    mlflow.set_tracking_uri(None)
+
+
+def _runs(client, role=None, status=None):
+    runs = client.search_runs([e.experiment_id for e in client.search_experiments()],
+                              order_by=["attributes.start_time DESC"])
+    return [r for r in runs if (role is None or r.data.tags.get("tdml.role") == role)
+            and (status is None or r.info.status == status)]
+
+
+def _registry_snapshot(client):
+    return {m.name: (sorted(v.version for v in client.search_model_versions(f"name='{m.name}'")),
+                     dict(client.get_registered_model(m.name).aliases))
+            for m in client.search_registered_models()}
+
+
+def test_teacher_run_is_tracked_and_registered(store):
+    run = _runs(store, "teacher")[0]
+    assert run.info.status == "FINISHED"
+    m, p = run.data.metrics, run.data.params
+    assert {"test_mse", "test_mae", "n_params", "cpu_latency_ms_b32", "best_val_mse"} <= set(m)
+    assert p["config.model"] == "itransformer" and p["config.data.seq_len"] == "48"
+    assert len(store.get_metric_history(run.info.run_id, "val_mse")) == 1
+    mv = store.get_model_version_by_alias(TEACHER, "champion")
+    assert mv.run_id == run.info.run_id
+
+
+def test_registered_teacher_loads_without_pickle_and_reproduces_its_test_mse(store):
+    model, meta, mv = tracking.load_model(URI)
+    assert isinstance(model, ITransformer) and meta["task"] == "forecast"
+    local = Path(mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{TEACHER}/{mv.version}"))
+    files = [p.name for p in local.rglob("*") if p.is_file()]
+    assert "weights.safetensors" in files and not any(f.endswith((".pkl", ".pt", ".pth")) for f in files)
+    assert "loader_module: tdml.serving" in (local / "MLmodel").read_text()
+    data = load_data(DataConfig(seq_len=48, pred_len=12))
+    feats = model.features(next(iter(data.loader("test", 4)))["x"])
+    assert feats["encoder"].shape == (4, 5, model.params.d_model)
+    test, _ = evaluate(Supervised(model, TASKS.get("forecast")), data.loader("test", 32))
+    logged = store.get_run(mv.run_id).data.metrics["test_mse"]
+    assert test["mse"] == pytest.approx(logged, rel=1e-5)
+
+
+def test_pyfunc_serving_takes_raw_units(store):
+    pf = mlflow.pyfunc.load_model(URI)
+    data = load_data(DataConfig(seq_len=48, pred_len=12))
+    x = next(iter(data.loader("test", 2)))["x"].numpy()
+    raw = x * data.std.astype(np.float32) + data.mean.astype(np.float32)
+    out = pf.predict(raw)
+    model, _, _ = tracking.load_model(URI)
+    expected = model(next(iter(data.loader("test", 2)))["x"]).detach().numpy() * data.std + data.mean
+    np.testing.assert_allclose(out, expected, rtol=1e-4, atol=1e-4)
+
+
+def test_student_run_logs_every_term_and_registers_with_teacher_tags(store):
+    run = _runs(store, "student")[0]
+    assert run.info.status == "FINISHED"
+    tags, m = run.data.tags, run.data.metrics
+    mv_t = store.get_model_version_by_alias(TEACHER, "champion")
+    assert tags["tdml.teacher_name"] == TEACHER and tags["tdml.teacher_version"] == str(mv_t.version)
+    for term in ("gt", "pred_scale", "pred_period", "feat_scale", "feat_period", "loss"):
+        assert f"train_{term}" in m
+    assert {"test_mse", "teacher_test_mse", "param_ratio", "mlflow_share", "speedup"} <= set(m)
+    assert 0 < m["mlflow_share"] < 1
+    smv = store.get_model_version_by_alias(f"{TEACHER}-student-mlp", "champion")
+    student, _, _ = tracking.load_model(f"models:/{TEACHER}-student-mlp@champion")
+    assert isinstance(student, MLP) and smv.run_id == run.info.run_id
+
+
+def test_diagnostics_are_csv_and_offline_html(store):
+    run = _runs(store, "student")[0]
+    local = Path(mlflow.artifacts.download_artifacts(run_id=run.info.run_id, artifact_path="diagnostics"))
+    names = {p.name for p in local.iterdir()}
+    assert {"spectrum.csv", "period_distribution.csv", "top_periods.csv", "kl_per_channel.csv",
+            "error_per_scale.csv", "fft_report.html"} <= names
+    kl = pd.read_csv(local / "kl_per_channel.csv")
+    assert "kl_teacher_student" in kl and len(kl) == 5 and (kl["kl_teacher_student"] >= 0).all()
+    dist = pd.read_csv(local / "period_distribution.csv")
+    sums = dist.groupby(["source", "channel"]).probability.sum()
+    np.testing.assert_allclose(sums, 1.0, rtol=1e-5)
+    html = (local / "fft_report.html").read_text()
+    # plotly.js embedded exactly once, nothing loaded from a CDN
+    assert html.count("* plotly.js v") == 1 and not re.search(r"<script[^>]*src=", html)
+    assert html.count("Plotly.newPlot") >= 4
+    teacher_run = _runs(store, "teacher")[0]
+    assert "diagnostics" in {a.path for a in store.list_artifacts(teacher_run.info.run_id)}
+
+
+def _bad_csv(tmp_path, kind: str) -> str:
+    n = 300 if kind != "short" else 40
+    df = pd.DataFrame({"date": pd.date_range("2021-01-01", periods=n, freq="h").astype(str),
+                       "a": np.arange(n, dtype=float), "b": np.cos(np.arange(n))})
+    if kind == "nan":
+        df.loc[3, "a"] = np.nan
+    if kind == "text":
+        df["c"] = "x"
+    p = tmp_path / f"{kind}.csv"
+    df.to_csv(p, index=False)
+    return str(p)
+
+
+BAD = {
+    "nan": (lambda tp: tiny_teacher_args(data_path=_bad_csv(tp, "nan")), "missing values"),
+    "text": (lambda tp: tiny_teacher_args(data_path=_bad_csv(tp, "text")), "'c' are not numeric"),
+    "short": (lambda tp: tiny_teacher_args(data_path=_bad_csv(tp, "short")), "too few rows"),
+    "dataset": (lambda tp: tiny_teacher_args(dataset="nope"), "valid datasets: synthetic"),
+    "model": (lambda tp: tiny_teacher_args(model="gpt"), "unknown model 'gpt'; valid models: .*itransformer"),
+    "no_model": (lambda tp: tiny_distill_args("models:/nope@champion"), "'nope' does not exist.*" + TEACHER),
+    "no_alias": (lambda tp: tiny_distill_args(f"models:/{TEACHER}@prod"), "no alias 'prod'.*@champion"),
+    "bad_uri": (lambda tp: tiny_distill_args("runs:/abc/model"), "not a registry URI"),
+    "incompatible": (lambda tp: tiny_distill_args(URI, pred_len=24),
+                     "pred_len: teacher 12, requested 24"),
+    "channels": (lambda tp: tiny_distill_args(URI, data_path=_bad_csv(tp, "ok")),
+                 "n_channels: teacher 5, requested 2"),
+    "alpha": (lambda tp: tiny_distill_args(URI, alpha=-1), "alpha must be >= 0"),
+    "temperature": (lambda tp: tiny_distill_args(URI, temperature=0), "temperature must be > 0"),
+    "epochs": (lambda tp: tiny_teacher_args(epochs=0), "epochs must be >= 1"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD))
+def test_bad_input_fails_the_run_and_touches_nothing(store, tmp_path, capsys, case):
+    args, message = BAD[case]
+    before = _registry_snapshot(store)
+    n_failed = len(_runs(store, status="FAILED"))
+    code = main(args(tmp_path))
+    err = capsys.readouterr().err
+    assert code == 2
+    assert re.search(message, err), err
+    failed = _runs(store, status="FAILED")
+    assert len(failed) == n_failed + 1
+    assert re.search(message, failed[0].data.tags["tdml.error"])
+    assert _registry_snapshot(store) == before
