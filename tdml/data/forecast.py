@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,6 +10,7 @@ import pandas as pd
 import torch
 
 from tdml.config import DataConfig
+from tdml.data.batching import EpochOrder
 from tdml.data.catalog import CATALOG
 from tdml.data.download import resolve, sha256_of
 from tdml.data.splits import SPLITS
@@ -112,25 +112,18 @@ class WindowLoader:
     def __init__(self, split: Split, seq_len: int, pred_len: int, batch_size: int,
                  shuffle: bool, seed: int):
         self.split, self.L, self.H = split, seq_len, pred_len
-        self.batch_size, self.shuffle, self.seed = batch_size, shuffle, seed
         self.n_windows = split.values.shape[0] - seq_len - pred_len + 1
-        self._epoch = 0
+        self.order = EpochOrder(self.n_windows, batch_size, shuffle, seed)
         self._x_off = torch.arange(seq_len)
         self._y_off = torch.arange(seq_len, seq_len + pred_len)
 
     def __len__(self) -> int:
-        return math.ceil(self.n_windows / self.batch_size)
+        return len(self.order)
 
     def __iter__(self):
-        if self.shuffle:
-            g = torch.Generator().manual_seed(self.seed * 100_003 + self._epoch)
-            order = torch.randperm(self.n_windows, generator=g)
-        else:
-            order = torch.arange(self.n_windows)
-        self._epoch += 1
         v, m = self.split.values, self.split.marks
-        for i in range(0, self.n_windows, self.batch_size):
-            start = order[i:i + self.batch_size, None]
+        for idx in self.order:
+            start = idx[:, None]
             xi, yi = start + self._x_off, start + self._y_off
             batch = {"x": v[xi], "y": v[yi]}
             if m is not None:

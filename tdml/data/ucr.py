@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from tdml.data.batching import EpochOrder
 from tdml.data.download import data_dir
 from tdml.errors import DataError
 from tdml.models.base import Dims
@@ -325,22 +326,15 @@ class SampleLoader:
     a seeded generator re-seeded per epoch when shuffling, the last partial batch kept."""
 
     def __init__(self, split: LabeledSplit, batch_size: int, shuffle: bool, seed: int):
-        self.split, self.batch_size, self.shuffle, self.seed = split, batch_size, shuffle, seed
+        self.split = split
         self.n_samples = len(split)
-        self._epoch = 0
+        self.order = EpochOrder(self.n_samples, batch_size, shuffle, seed)
 
     def __len__(self) -> int:
-        return math.ceil(self.n_samples / self.batch_size)
+        return len(self.order)
 
     def __iter__(self):
-        if self.shuffle:
-            g = torch.Generator().manual_seed(self.seed * 100_003 + self._epoch)
-            order = torch.randperm(self.n_samples, generator=g)
-        else:
-            order = torch.arange(self.n_samples)
-        self._epoch += 1
-        for i in range(0, self.n_samples, self.batch_size):
-            idx = order[i:i + self.batch_size]
+        for idx in self.order:
             yield {"x": self.split.x[idx], "y": self.split.y[idx]}
 
 
