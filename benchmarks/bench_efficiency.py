@@ -187,8 +187,8 @@ def count_table(plan, args) -> str:
              "| model | C | " + " | ".join(f"H = {h}" for h in hs) + " |", "|---|---:|" + "---:|" * len(hs)]
     for C in args.channels:
         for label, name, dataset in plan:
-            counts = [build_model(name, Dims(args.seq_len, C, h, 4), default_params(name, dataset)).n_parameters()
-                      for h in hs]
+            counts = [build_model(name, Dims(seq_len=args.seq_len, n_channels=C, pred_len=h, n_marks=4),
+                                  default_params(name, dataset)).n_parameters() for h in hs]
             args._counts[f"{label.replace('@', '_at_')}.C{C}"] = dict(zip(hs, counts))
             lines.append(f"| {label} | {C} | " + " | ".join(f"{n:,}" for n in counts) + " |")
     return "\n".join(lines) + "\n"
