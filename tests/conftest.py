@@ -31,6 +31,7 @@ def mlflow_store(tmp_path, monkeypatch) -> str:
     """A fresh SQLite tracking store + artifact root under tmp_path, as the active URI."""
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.delenv("MLFLOW_EXPERIMENT_ID", raising=False)  # set_experiment() exports it
     monkeypatch.setenv("TDML_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.chdir(tmp_path)  # default artifact root ./mlruns lands in tmp_path
     mlflow.set_tracking_uri(uri)

@@ -40,6 +40,8 @@ def test_mlflow_run_main_end_to_end(tmp_path):
     cfg.write_text("train: {max_batches: 5}\ntracking: {latency_repeats: 2}\n")
     env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}",
            "OMP_NUM_THREADS": "1", "TQDM_DISABLE": "1"}
+    # mlflow.set_experiment() in earlier tests exports MLFLOW_EXPERIMENT_ID; a fresh store lacks it
+    env.pop("MLFLOW_EXPERIMENT_ID", None)
     cmd = [sys.executable, "-m", "mlflow", "run", str(REPO), "--env-manager", "local",
            "-P", "epochs=1", "-P", "seq_len=48", "-P", "pred_len=12", "-P", f"config={cfg}"]
     proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)

@@ -40,6 +40,7 @@ def store(tmp_path_factory):
     assert main(tiny_teacher_args()) == 0
     assert main(tiny_distill_args(URI)) == 0
     yield MlflowClient(uri)
+    os.environ.pop("MLFLOW_EXPERIMENT_ID", None)  # exported by mlflow.set_experiment()
     os.chdir(old_cwd)
     if old_env is None:
         os.environ.pop("MLFLOW_TRACKING_URI", None)

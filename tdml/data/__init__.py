@@ -26,6 +26,13 @@ def _load_ucr(cfg: DataConfig):
     return load_ucr(cfg.dataset, length=cfg.seq_len or 100)
 
 
+@LOADERS.register("runs")
+def _load_condensed(cfg: DataConfig):
+    from tdml.condense.dataset import load_synthetic_dataset  # runs:/<run_id>/synthetic (tdml condense)
+
+    return load_synthetic_dataset(cfg)
+
+
 def load_data(cfg: DataConfig):
     kind = cfg.dataset.split(":", 1)[0] if ":" in cfg.dataset else "forecast"
     return LOADERS.get(kind)(cfg)

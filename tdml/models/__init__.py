@@ -13,3 +13,5 @@ from tdml.models import autoformer  # noqa: F401
 from tdml.models import fedformer  # noqa: F401
 from tdml.models import timesnet  # noqa: F401
 from tdml.models import lstm  # noqa: F401
+from tdml.models import cnn  # noqa: F401
+from tdml.models import lstm_forecaster  # noqa: F401

@@ -1,0 +1,37 @@
+"""``tdml condense``: the body of the CLI subcommand (registered in tdml/cli.py's COMMANDS)."""
+
+from __future__ import annotations
+
+import logging
+
+
+def cmd_condense(args) -> int:
+    from tdml.cli import COMMANDS, _raw_config
+    from tdml.condense.pipeline import run_condense
+
+    raw = _raw_config(args, COMMANDS["condense"][1])
+    # hundreds of tiny evaluation fits: their per-epoch lines only with -v
+    train_log = logging.getLogger("tdml.train")
+    old = train_log.level
+    if not args.verbose:
+        train_log.setLevel(logging.WARNING)
+    try:
+        s = run_condense(raw)
+    finally:
+        train_log.setLevel(old)
+    m = s.metrics
+    split = "val" if "test_mse" not in m else "test"
+    lines = [f"condense run {s.run_id} ({s.method}); experts {s.experts_run_id or '-'}"
+             f"{' (reused)' if s.experts_reused else ''}",
+             "| trained on | model | " + f"{split} MSE (mean ± std) | {split} MAE (mean ± std) |",
+             "|---|---|---:|---:|"]
+    models = list(dict.fromkeys(r.model for r in s.extra["rows"]))
+    for prefix, label in (("", s.method), ("random_", "random real subset")):
+        for model in models:
+            k = f"{prefix}{split}_mse_{model}"
+            if k in m:
+                lines.append(f"| {label} | {model} | {m[k]:.4f} ± {m[f'{prefix}{split}_mse_std_{model}']:.4f} | "
+                             f"{m[f'{prefix}{split}_mae_{model}']:.4f} ± {m[f'{prefix}{split}_mae_std_{model}']:.4f} |")
+    lines.append(f"synthetic set: runs:/{s.run_id}/synthetic")
+    print("\n".join(lines))
+    return 0

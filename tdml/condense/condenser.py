@@ -1,0 +1,136 @@
+"""The condensation loop: MTT on the synthetic series, plus the switchable plug-ins.
+
+Per iteration: pick an expert and a start epoch t (DATM: the window of t widens), unroll K
+SGD steps from theta*_t on the freshly cut synthetic windows, match theta*_{t+M}; add the
+DDTime value (alpha) and ISIB (lambda) terms; one Adam step on the series (and the inner
+lr); CondTSF interpolates the labels every few iterations. Every ``select_every`` iterations
+the current set is scored on *validation* by ``score`` and the best one is kept.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+
+from tdml.condense.config import CondenseRunConfig
+from tdml.condense.experts import Experts
+from tdml.condense.matching import matching_loss, predict, unroll
+from tdml.condense.plugins import condtsf_update, frequency_value_loss, isib
+from tdml.condense.synthetic import SyntheticSeries
+from tdml.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class CondenseResult:
+    series: torch.Tensor  # the selected synthetic series [T, C]
+    init: torch.Tensor  # its initialisation (a real segment)
+    x: torch.Tensor
+    y: torch.Tensor
+    selected_iteration: int
+    selected_score: float
+    history: list[dict[str, float]] = field(default_factory=list)
+    selection: list[dict[str, float]] = field(default_factory=list)
+    seconds: float = 0.0  # the matching loop only, scoring excluded
+
+
+def start_epoch_bound(cfg: CondenseRunConfig, it: int, n_epochs: int) -> int:
+    """Exclusive upper bound of the start epoch t at iteration ``it`` (DATM widens it)."""
+    m = cfg.match
+    hi = min(m.max_start_epoch, n_epochs - m.expert_epochs + 1)
+    if m.datm:
+        frac = it / max(cfg.match.iterations - 1, 1)
+        hi = min(hi, m.datm_initial + round(frac * (m.max_start_epoch - m.datm_initial)))
+    return max(hi, 1)
+
+
+def condense(data, experts: Experts, cfg: CondenseRunConfig, generator: torch.Generator,
+             score: Callable[[torch.Tensor, torch.Tensor], float],
+             on_iteration: Callable[[int, dict[str, float]], None] | None = None,
+             device: torch.device | None = None) -> CondenseResult:
+    """The selected synthetic set (on CPU) and the loop's history; ``score(x, y)`` -> validation MSE."""
+    m, dd, ct = cfg.match, cfg.ddtime, cfg.condtsf
+    if experts.n_epochs < m.expert_epochs:
+        raise ConfigError(f"match.expert_epochs={m.expert_epochs} exceeds the experts' {experts.n_epochs} "
+                          f"epochs; lower it or train experts longer (experts.epochs)")
+    device = device or torch.device("cpu")  # resolved once by the caller (tdml.train.resolve_device)
+    syn = SyntheticSeries.from_real(data.splits["train"].values, cfg.n_windows, data.seq_len, data.pred_len,
+                                    m.stride, generator).to(device)
+    init = syn.series.detach().cpu().clone()
+    model = experts.model().to(device).train()  # train mode: BatchNorm uses batch statistics
+    for p in model.parameters():
+        p.requires_grad_(False)  # parameters come from the flat vector, never from the module
+    trajs = experts.trajectories.to(device)
+    log_lr = torch.tensor(math.log(max(m.inner_lr, 1e-12)), device=device, requires_grad=m.learn_inner_lr)
+    opt = torch.optim.Adam([syn.series], lr=m.series_lr)
+    opt_lr = torch.optim.Adam([log_lr], lr=m.lr_lr) if m.learn_inner_lr else None
+    n_exp = trajs.shape[0]
+
+    best = (math.inf, -1, init.clone())
+    result = CondenseResult(init, init, *syn.windows(init), -1, math.inf)
+    matching_seconds = 0.0
+
+    def select(it: int) -> None:
+        nonlocal best
+        s = syn.series.detach().cpu().clone()
+        val = score(*syn.windows(s))
+        result.selection.append({"iteration": it, "val_mse": val})
+        log.info("iteration %d: candidate val_mse=%.4f", it, val)
+        if val < best[0]:
+            best = (val, it, s)
+
+    select(0)
+    for it in range(m.iterations):
+        t0 = time.perf_counter()
+        i = int(torch.randint(0, n_exp, (1,), generator=generator))
+        t = int(torch.randint(0, start_epoch_bound(cfg, it, experts.n_epochs), (1,), generator=generator))
+        start, target, final = trajs[i, t], trajs[i, t + m.expert_epochs], trajs[i, -1]
+        x, y = syn.windows()
+        lr = log_lr.exp() if m.learn_inner_lr else m.inner_lr
+        theta_k = unroll(model, experts.spec, start, x, y, lr, m.syn_steps)
+        terms = {"match": matching_loss(theta_k, start, target)}
+        total = terms["match"]
+        if dd.freq:
+            with torch.no_grad():
+                teacher = predict(model, experts.spec, final, x)  # the expert's forecast is the target
+            terms["value"] = frequency_value_loss(y, teacher, dd.alpha)
+            total = total + dd.value_weight * terms["value"]
+        if dd.isib:
+            terms["isib"] = isib(x, y, dd.tau, dd.representation)
+            total = total + dd.lam * terms["isib"]
+        if not torch.isfinite(total):
+            raise FloatingPointError(f"non-finite condensation loss at iteration {it}: "
+                                     f"{ {k: float(v) for k, v in terms.items()} }; lower match.series_lr "
+                                     f"or match.inner_lr")
+        opt.zero_grad(set_to_none=True)
+        if opt_lr:
+            opt_lr.zero_grad(set_to_none=True)
+        total.backward()
+        opt.step()
+        if opt_lr:
+            opt_lr.step()
+        if ct.enabled and (it + 1) % ct.every == 0:
+            with torch.no_grad():
+                xs, _ = syn.windows()
+                condtsf_update(syn.series.data, predict(model, experts.spec, final, xs), syn.starts,
+                               data.seq_len, ct.beta)
+        matching_seconds += time.perf_counter() - t0
+        row = {"iteration": it, "loss": float(total.detach()), "start_epoch": t,
+               "inner_lr": float(log_lr.detach().exp()), **{k: float(v.detach()) for k, v in terms.items()}}
+        result.history.append(row)
+        if on_iteration:
+            on_iteration(it, row)
+        if (it + 1) % cfg.eval.select_every == 0 or it + 1 == m.iterations:
+            select(it + 1)
+    score_best, it_best, series = best
+    x, y = syn.windows(series)
+    result.series, result.x, result.y = series, x.detach().clone(), y.detach().clone()
+    result.selected_iteration, result.selected_score = it_best, score_best
+    result.seconds = matching_seconds
+    return result

@@ -1,0 +1,94 @@
+"""The ``condense`` study kind for ``tdml tune`` (registered in tdml.tuning.KINDS).
+
+The study spec's components are reused with a condensation meaning:
+``search_space.loss.*`` -> ``ddtime.*`` (alpha, lam, tau, value_weight, representation: the
+plug-in loss terms) and ``search_space.train.*`` -> ``match.*`` (inner_lr, series_lr,
+syn_steps, ...: the matching optimisation). ``base`` holds fixed CondenseRunConfig fields.
+Trials are validation-only (``tracking.final_split=val``): the objective is the validation
+MSE of fresh models trained on the selected synthetic set; the test split is never read.
+The pruner sees each candidate's validation score. Experts are trained (or found) once in
+``prepare`` and reused by every trial through their fingerprint.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from tdml.condense.config import DDTimeConfig, MatchConfig
+from tdml.condense.experts import get_experts
+from tdml.condense.pipeline import condense_config, condense_in_run
+from tdml.config import deep_merge, set_dotted
+from tdml.data import load_data
+from tdml.pipelines import RunSummary
+from tdml.errors import ConfigError
+from tdml.train import resolve_device
+from tdml.tuning import KINDS, StudyKind, suggest_component
+
+SECTIONS = {"loss": ("ddtime", DDTimeConfig), "train": ("match", MatchConfig)}
+
+
+@KINDS.register("condense")
+class CondenseKind(StudyKind):
+    def _base(self) -> dict[str, Any]:
+        base = deep_merge(self.spec.base, {"data": dict(self.spec.data)} if self.spec.data else {})
+        train = base.pop("train", {})  # `tdml tune --no-progress` sets base.train.progress
+        if set(train) - {"progress"}:
+            raise ConfigError(f"a condense study's base has no `train` section ({', '.join(train)}); "
+                              f"use base.match / base.experts / base.eval")
+        if "progress" in train:
+            base["progress"] = train["progress"]
+        return base
+
+    def validate(self) -> None:
+        space = self.spec.search_space
+        if space.student_params or space.student is not None:
+            raise ConfigError("a condense study searches `loss` (-> ddtime.*) and `train` (-> match.*) only; "
+                              "set eval/expert models in `base`")
+        base = condense_config(self._base())  # unknown keys / bad values fail here
+        for comp, (section, cls) in SECTIONS.items():
+            fixed = dataclasses.asdict(getattr(base, section))
+            for name, dist in space.components()[comp].items():
+                if name not in {f.name for f in dataclasses.fields(cls)}:
+                    raise ConfigError(f"search_space.{comp}.{name}: not a field of {section} "
+                                      f"({', '.join(f.name for f in dataclasses.fields(cls))})")
+                for v in dist.corners():
+                    try:
+                        condense_config(deep_merge(self._base(), {section: {**fixed, name: v}}))
+                    except ConfigError as e:
+                        raise ConfigError(f"search_space.{comp}.{name}: value {v!r} is invalid: {e}") from None
+        for o in self.spec.objectives:
+            if not o.metric.startswith("val_"):
+                raise ConfigError(f"objective {o.metric!r}: a condense study is scored on validation only; "
+                                  f"use val_mse or val_mae (or val_mse_<eval model>)")
+        if self.spec.finalize:
+            raise ConfigError("a condense study registers no model: set `finalize: false` (the best trial's "
+                              "synthetic set is runs:/<its run id>/synthetic; test it with `tdml condense "
+                              "--set ...` using its parameters)")
+
+    def prepare(self) -> None:
+        cfg = condense_config(self._base())
+        if cfg.method.startswith("random") or cfg.experts_uri not in ("", "new"):
+            return
+        data = load_data(cfg.data)
+        get_experts("", data, cfg.data, cfg.experts, resolve_device("auto"), False)  # trained once, here
+
+    def search_space(self, trial) -> dict[str, Any]:
+        raw: dict[str, Any] = {}
+        for comp, (section, _) in SECTIONS.items():
+            for key, value in suggest_component(trial, comp, self.spec.search_space.components()[comp]).items():
+                set_dotted(raw, f"{section}.{key.split('.', 1)[1]}", value)
+        return raw
+
+    def run(self, overrides: dict[str, Any], callbacks, final: bool):
+        raw = deep_merge(deep_merge(self._base(), overrides), {"tracking": {"final_split": "test" if final else "val"}})
+        if raw.get("experts_uri", "") == "new":
+            raw["experts_uri"] = ""  # one expert set per study, not per trial
+        cfg = condense_config(raw)
+        s = condense_in_run(cfg, callbacks)
+        # the tuning loop reads a pipelines.RunSummary (metrics, n_params = the first eval model's)
+        return RunSummary(s.run_id, "condense", cfg.eval.models[0], s.metrics, int(s.metrics["n_params"]), 0.0,
+                          extra={"condense": s})
+
+
+__all__ = ["CondenseKind"]

@@ -1,0 +1,204 @@
+"""Condensation through a real MLflow store: expert trajectories round-trip and reuse, the CLI
+end to end with its artifacts, bad input as a FAILED run, and the synthetic set as a dataset."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+
+import mlflow
+import numpy as np
+import pytest
+import torch
+from mlflow.tracking import MlflowClient
+
+from tdml import tracking
+from tdml.cli import main
+from tdml.condense.config import ExpertConfig
+from tdml.condense.dataset import read_synthetic
+from tdml.condense.experts import get_experts, load_experts
+from tdml.config import DataConfig
+from tdml.data import load_data
+from tdml.errors import ConfigError, RegistryError
+
+EXP = "cli-e2e"
+DATA = DataConfig(dataset="synthetic", seq_len=16, pred_len=8)
+TINY_EXPERTS = ExpertConfig(n_experts=2, epochs=3, max_batches=5, seed=7)  # a key no other test uses
+TINY = ["--set", "experts.n_experts=2", "--set", "experts.epochs=3", "--set", "experts.max_batches=5",
+        "--set", "match.syn_steps=3", "--set", "match.max_start_epoch=2", "--set", "eval.epochs=4",
+        "--set", "eval.select_epochs=2", "--set", "eval.select_every=2", "--set", "eval.seeds=[0,1]",
+        "--set", "eval.models=[dlinear,mlp]", "--set", "eval.model_params.mlp.d_model=8"]
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    """One SQLite store for the module (creating one costs seconds); tests use their own experiments."""
+    root = tmp_path_factory.mktemp("mlflow")
+    uri = f"sqlite:///{root / 'mlflow.db'}"
+    # mlflow.set_experiment exports MLFLOW_EXPERIMENT_ID; it must not leak into later tests'
+    # subprocesses (`mlflow run` against another store)
+    keys = ("MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_ID")
+    old_cwd, old_env = os.getcwd(), {k: os.environ.get(k) for k in keys}
+    os.environ["MLFLOW_TRACKING_URI"] = uri
+    os.chdir(root)
+    mlflow.set_tracking_uri(uri)
+    yield MlflowClient(uri)
+    while mlflow.active_run():
+        mlflow.end_run()
+    os.chdir(old_cwd)
+    for k, v in old_env.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+    mlflow.set_tracking_uri(None)
+
+
+def _runs(client, experiment, role=None):
+    exp = client.get_experiment_by_name(experiment)
+    runs = client.search_runs([exp.experiment_id]) if exp else []
+    return [r for r in runs if role is None or r.data.tags.get("tdml.role") == role]
+
+
+def test_expert_trajectories_round_trip_and_are_reused_without_retraining(store):
+    client = store
+    data = load_data(DATA)
+    with tracking.start_run("experts-test", "parent", "condense"):
+        ex, reused = get_experts("", data, DATA, TINY_EXPERTS, torch.device("cpu"))
+    assert not reused and ex.trajectories.shape == (2, 4, ex.spec.numel)  # epoch 0 + 3 epochs
+    assert not torch.equal(ex.trajectories[0, 0], ex.trajectories[0, -1])  # the experts moved
+    assert not torch.equal(ex.trajectories[0], ex.trajectories[1])  # different seeds
+    [run] = _runs(client, "experts-test", "experts")
+    assert run.info.status == "FINISHED" and run.info.run_id == ex.run_id
+    files = {f.path for f in client.list_artifacts(ex.run_id, "experts")}
+    assert files == {"experts/trajectories.safetensors", "experts/experts.json"}
+
+    loaded = load_experts(f"runs:/{ex.run_id}")
+    assert torch.equal(loaded.trajectories, ex.trajectories) and loaded.spec == ex.spec
+    assert loaded.model().config() == ex.model().config()
+
+    with tracking.start_run("experts-test", "second", "condense"):
+        again, reused = get_experts("", data, DATA, TINY_EXPERTS, torch.device("cpu"))
+        by_id, reused_id = get_experts(f"runs:/{ex.run_id}", data, DATA, TINY_EXPERTS, torch.device("cpu"))
+    assert reused and reused_id and again.run_id == by_id.run_id == ex.run_id
+    assert len(_runs(client, "experts-test", "experts")) == 1  # nothing retrained
+    with tracking.start_run("experts-test", "other settings", "condense"):
+        _, reused = get_experts("", data, DATA, dataclasses.replace(TINY_EXPERTS, lr=3e-3), torch.device("cpu"))
+    assert not reused and len(_runs(client, "experts-test", "experts")) == 2
+
+    other = load_data(DataConfig(dataset="synthetic", seq_len=12, pred_len=8))
+    with pytest.raises(ConfigError, match="seq_len: experts 16, requested 12"):
+        get_experts(f"runs:/{ex.run_id}", other, DATA, TINY_EXPERTS, torch.device("cpu"))
+    with pytest.raises(RegistryError, match="does not exist"):
+        load_experts("runs:/0123456789abcdef")
+    parent = [r for r in _runs(client, "experts-test", "condense") if r.info.run_name == "parent"][0]
+    with pytest.raises(RegistryError, match="not a finished experts run"):
+        load_experts(f"runs:/{parent.info.run_id}")
+
+
+def test_condense_cli_end_to_end_then_train_teacher_on_the_synthetic_set(store, capsys):
+    client = store
+    args = ["condense", "--experiment", EXP, "--dataset", "synthetic", "--seq-len", "16", "--pred-len", "8", "--n-windows", "4",
+            "--method", "mtt+condtsf+ddtime", "--iterations", "4", "--seed", "3", *TINY]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "| mtt+condtsf+ddtime | dlinear |" in out and "| random real subset | mlp |" in out
+    [run] = _runs(client, EXP, "condense")
+    rid = run.info.run_id
+    assert run.info.status == "FINISHED" and run.data.tags["tdml.method"] == "mtt+condtsf+ddtime"
+    m = run.data.metrics
+    for k in ("test_mse", "test_mse_std", "test_mae", "test_mse_mlp", "random_test_mse", "selected_val_mse",
+              "val_mse", "diversity_isib", "wall_seconds"):
+        assert k in m and np.isfinite(m[k]), k
+    assert 0 <= m["selected_iteration"] <= 4 and m["selected_iteration"] % 2 == 0  # scored every 2
+    assert run.data.params["config.ddtime.freq"] == "True" and run.data.params["config.condtsf.enabled"] == "True"
+    assert len(client.get_metric_history(rid, "cond_match")) >= 1
+    files = {f.path for d in ("synthetic", "report") for f in client.list_artifacts(rid, d)}
+    assert {"synthetic/synthetic.npz", "synthetic/series.csv", "synthetic/windows.csv", "synthetic/synthetic.json",
+            "report/condense_report.html", "report/diversity_matrix.csv", "report/loss_curves.csv",
+            "report/spectrum.csv", "report/series.csv", "report/selection.csv"} <= files
+    local = tracking.download_run_artifacts(rid, "report")
+    html = (local / "condense_report.html").read_text()
+    # plotly.js embedded exactly once (offline), five figures: series, spectra, diversity, losses, selection
+    assert html.count("plotly.js v") == 1 and html.count("Plotly.newPlot") == 5
+    x, y, meta = read_synthetic(tracking.download_run_artifacts(rid, "synthetic"))
+    assert x.shape == (4, 16, 5) and y.shape == (4, 8, 5) and meta["stride"] == 4
+    # the windows are re-cut from the stored series with stride 4
+    series = np.load(tracking.download_run_artifacts(rid, "synthetic") / "synthetic.npz")["series"]
+    assert np.allclose(series[4:20], x[1].numpy()) and series.shape == (3 * 4 + 24, 5)
+
+    # a second condensation reuses the experts by run id
+    experts_id = run.data.tags["tdml.experts_run_id"]
+    assert main([*args, "--experts", f"runs:/{experts_id}", "--method", "mtt"]) == 0
+    assert len(_runs(client, EXP, "experts")) == 1
+    second = [r for r in _runs(client, EXP, "condense") if r.info.run_id != rid][0]
+    assert second.data.tags["tdml.experts_reused"] == "True"
+
+    # the synthetic set as a dataset: train = the synthetic windows, val/test = the real ones
+    data = load_data(DataConfig(dataset=f"runs:/{rid}/synthetic"))
+    real = load_data(DataConfig(dataset="synthetic", seq_len=16, pred_len=8))
+    batch = next(iter(data.loader("train", 100)))
+    assert torch.equal(batch["x"], x) and data.dims.seq_len == 16 and data.dims.n_marks == 0
+    assert torch.equal(data.splits["test"].values, real.splits["test"].values)
+    assert main(["train-teacher", "--dataset", f"runs:/{rid}/synthetic", "--model", "dlinear", "--epochs", "2",
+                 "--no-progress", "--set", "tracking.latency_repeats=2", "--set", "tracking.diagnostics=false",
+                 "--set", f"tracking.experiment={EXP}-teacher"]) == 0
+    [teacher] = _runs(client, f"{EXP}-teacher", "teacher")
+    assert teacher.info.status == "FINISHED" and teacher.data.params["data.n_windows_train"] == "4"
+    assert teacher.data.params["data.n_windows_test"] == str(real.loader("test", 1).n_windows)
+    assert "test_mse" in teacher.data.metrics
+    with pytest.raises(Exception, match="runs:/<run_id>/synthetic"):
+        load_data(DataConfig(dataset=f"runs:/{rid}/model"))
+
+
+def test_bad_input_exits_2_with_a_failed_run(store, capsys):
+    cases = [(["--method", "mtt+ddtim"], "valid plug-ins"),
+             (["--set", "ddtime.tau=0"], "ddtime.tau must be > 0"),
+             (["--experts", "models:/x@champion"], "expected runs:/<run_id>")]
+    for i, (extra, message) in enumerate(cases):
+        exp = f"bad-{i}"
+        assert main(["condense", "--experiment", exp, "--dataset", "synthetic", "--seq-len", "16",
+                     "--pred-len", "8", *extra]) == 2
+        assert message in capsys.readouterr().err
+        [run] = _runs(store, exp)
+        assert run.info.status == "FAILED" and message in run.data.tags["tdml.error"]
+
+
+def test_condense_on_etth1_through_the_cli(store, shared_data):
+    """The issue's command, shrunk: ETTh1, 24 -> 24, 10 windows, DLinear experts, mtt+ddtime."""
+    assert main(["condense", "--experiment", "etth1", "--dataset", "etth1", "--seq-len", "24", "--pred-len", "24", "--n-windows", "10",
+                 "--method", "mtt+ddtime", "--iterations", "2", *TINY, "--set", "eval.seeds=[0]",
+                 "--set", "eval.models=[dlinear]", "--set", "eval.baseline_random=false"]) == 0
+    [run] = _runs(store, "etth1", "condense")
+    assert run.info.status == "FINISHED" and run.data.params["config.data.dataset"] == "etth1"
+    assert mlflow.artifacts.download_artifacts(run_id=run.info.run_id, artifact_path="synthetic/synthetic.npz")
+
+
+def test_condense_study_kind_searches_on_validation_only(store):
+    """studies/ddtime_etth1.yaml shrunk to the synthetic data: experts once, trials never read test."""
+    from conftest import REPO
+    from tdml.studies import load_spec
+    from tdml.tuning import tune
+
+    overrides = {"experiment": "study-test", "plots": False, "n_trials": 2,
+                 "data": {"dataset": "synthetic", "seq_len": 16, "pred_len": 8},
+                 "base": {"n_windows": 4, "experts": {"n_experts": 2, "epochs": 3, "max_batches": 5, "seed": 11},
+                          "match": {"iterations": 2, "syn_steps": 2, "max_start_epoch": 2},
+                          "eval": {"epochs": 3, "select_epochs": 2, "select_every": 1, "seeds": [0]}}}
+    spec = load_spec(REPO / "studies" / "ddtime_etth1.yaml", overrides)
+    result = tune(spec)
+    assert result.n_trials["complete"] == 2 and not result.finals
+    runs = _runs(store, "study-test")
+    roles = sorted(r.data.tags.get("tdml.role") for r in runs)
+    assert roles == ["experts", "study", "trial", "trial"]
+    for trial in (r for r in runs if r.data.tags.get("tdml.role") == "trial"):
+        assert trial.data.tags["tdml.experts_reused"] == "True"
+        assert "val_mse" in trial.data.metrics and not any(k.startswith("test_") for k in trial.data.metrics)
+        assert trial.data.params["config.tracking.final_split"] == "val"
+    best = result.best[0]["params"]
+    assert set(best) == {"loss.alpha", "loss.lam", "loss.tau", "loss.representation", "train.inner_lr",
+                         "train.series_lr"}
+    with pytest.raises(ConfigError, match="finalize: false"):
+        from tdml.tuning import KINDS
+        bad = load_spec(REPO / "studies" / "ddtime_etth1.yaml", {**overrides, "finalize": True})
+        KINDS.get("condense")(bad).validate()
