@@ -12,8 +12,11 @@ and an 8-wide student compare without an alignment layer.
 - Each term: SmoothL1(m_student, m_teacher), mean over responses.
 
 The pairs come from a generator seeded by ``seed`` (advanced every batch), so a run with the
-same seed sees the same pairs. t indexes the model's outputs (h_1 is the first), never the
-zero initial state, whose norm would make m(0, z) blow up.
+same seed sees the same pairs. ``seed`` unset (None, the default) means the run's seed: the
+torch seed in force when the loss is built, which the pipelines set from ``train.seed`` just
+before; the resolved value is written back into the config so the run logs it.
+t indexes the model's outputs (h_1 is the first), never the zero initial state, whose norm
+would make m(0, z) blow up.
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ class MemKDConfig(LossConfig):
     max_gap: int = 0  # 0: up to L - 1
     eps: float = 1e-6  # in the response's denominator
     smooth_l1_beta: float = 1.0
-    seed: int = 0  # pair-sampling generator
+    seed: int | None = None  # pair-sampling generator; None = the run's train.seed
 
     def validate(self):
         super().validate()
@@ -86,6 +89,8 @@ class MemKDLoss(DistillLoss):
 
     def __init__(self, cfg: MemKDConfig, *args, **kwargs):
         super().__init__(cfg, *args, **kwargs)
+        if cfg.seed is None:  # derive from the run: seed_everything(train.seed) ran before
+            cfg.seed = torch.initial_seed()
         self.generator = torch.Generator().manual_seed(cfg.seed)
 
     def term_weights(self):
