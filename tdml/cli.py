@@ -8,6 +8,7 @@ ends as a FAILED run with its reason, a message on stderr and exit status 2.
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import sys
 from typing import Any, Callable
@@ -45,8 +46,10 @@ LOSS_OPTS = {"alpha": ("loss.alpha", _float), "beta": ("loss.beta", _float),
 
 def _add(p: argparse.ArgumentParser, opts: dict[str, tuple[str, type]]) -> None:
     for name, (key, tp) in opts.items():
-        p.add_argument("--" + name.replace("_", "-"), dest=name, type=tp, default=None,
-                       help=f"sets {key}")
+        # --kl-mode and --kl_mode: `mlflow run -P kl_mode=...` passes undeclared parameters
+        # through with their underscores.
+        flags = dict.fromkeys(["--" + name.replace("_", "-"), "--" + name])
+        p.add_argument(*flags, dest=name, type=tp, default=None, help=f"sets {key}")
 
 
 def _raw_config(args: argparse.Namespace, opts: dict[str, tuple[str, type]]) -> dict[str, Any]:
@@ -123,7 +126,21 @@ def cmd_main(args) -> int:
     return 0
 
 
+def _lazy(module: str, function: str) -> Callable:
+    """A subcommand whose module (Optuna, condensation) is imported only when it runs."""
+
+    def run(args):
+        return getattr(importlib.import_module(module), function)(args)
+
+    return run
+
+
 COMMANDS: dict[str, tuple[Callable, dict, str]] = {
+    "condense": (_lazy("tdml.condense.cli", "cmd_condense"),
+                 {**DATA_OPTS, "n_windows": ("n_windows", _int), "method": ("method", str), "seed": ("seed", _int),
+                  "experts": ("experts_uri", str), "iterations": ("match.iterations", _int),
+                  "experiment": ("tracking.experiment", str)},
+                 "condense a dataset into a few synthetic windows (trajectory matching + CondTSF/DDTime)"),
     "train-teacher": (cmd_train_teacher, {**DATA_OPTS, **TRAIN_OPTS, **TRACK_OPTS, "model": ("model", str)},
                       "train a teacher and register it as <dataset>-<model>-L<seq>-H<pred>@<alias>"),
     "distill": (cmd_distill, {**DATA_OPTS, **TRAIN_OPTS, **TRACK_OPTS, **LOSS_OPTS, "teacher": ("teacher", str),
@@ -131,6 +148,10 @@ COMMANDS: dict[str, tuple[Callable, dict, str]] = {
                 "distil a student from a registered teacher (models:/<name>@<alias>)"),
     "main": (cmd_main, {**DATA_OPTS, **TRAIN_OPTS, **TRACK_OPTS, **LOSS_OPTS, "model": ("model", str)},
              "train a teacher on the data, distil an MLP through the registry, print the comparison"),
+    "tune": (_lazy("tdml.tuning", "cmd_tune"),
+             {"study": ("study", str), "n_trials": ("n_trials", _int), "storage": ("storage.url", str),
+              "n_jobs": ("n_jobs", _int)},
+             "run (or resume) an Optuna study from studies/*.yaml; trials are MLflow child runs"),
 }
 
 

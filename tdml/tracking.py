@@ -57,17 +57,31 @@ def tracking_seconds() -> float:
 # ----------------------------------------------------------------------------- runs
 @contextmanager
 def start_run(experiment: str, run_name: str | None, role: str, tags: dict[str, str] | None = None,
-              nested: bool = False) -> Iterator[mlflow.ActiveRun]:
-    """Start (or, under ``mlflow run``, resume) a run; mark it FAILED with the reason on error."""
+              nested: bool = False, parent_run_id: str | None = None,
+              stopped_on: tuple[type[BaseException], ...] = ()) -> Iterator[mlflow.ActiveRun]:
+    """Start (or, under ``mlflow run``, resume) a run; mark it FAILED with the reason on error.
+
+    ``parent_run_id`` nests the run under that run explicitly; needed in worker threads,
+    where MLflow's (thread-local) active-run stack is empty. An exception of a type in
+    ``stopped_on`` (e.g. ``optuna.TrialPruned``) ends the run KILLED with ``tdml.pruned=true``
+    instead of FAILED, and is re-raised.
+    """
     t = time.perf_counter()
-    if not nested and not os.environ.get("MLFLOW_RUN_ID") and mlflow.active_run() is None:
+    kwargs: dict[str, Any] = {}
+    if parent_run_id:
+        kwargs = {"parent_run_id": parent_run_id,
+                  "experiment_id": MlflowClient().get_run(parent_run_id).info.experiment_id}
+    elif not nested and not os.environ.get("MLFLOW_RUN_ID") and mlflow.active_run() is None:
         mlflow.set_experiment(experiment)
-    run = mlflow.start_run(run_name=run_name, nested=nested or mlflow.active_run() is not None,
-                           tags={ROLE_TAG: role, **(tags or {})})
+    run = mlflow.start_run(run_name=run_name, nested=nested or bool(parent_run_id) or mlflow.active_run() is not None,
+                           tags={ROLE_TAG: role, **(tags or {})}, **kwargs)
     _SECONDS[0] += time.perf_counter() - t
     try:
         yield run
     except BaseException as e:
+        if stopped_on and isinstance(e, stopped_on):
+            _mark_stopped(run.info.run_id, f"{type(e).__name__}: {e}")
+            raise
         status = "KILLED" if isinstance(e, KeyboardInterrupt) else "FAILED"
         reason = str(e) if isinstance(e, TdmlError) else "".join(traceback.format_exception(e))
         _mark_failed(run.info.run_id, f"{type(e).__name__}: {reason}", status)
@@ -88,6 +102,29 @@ def _mark_failed(run_id: str, reason: str, status: str) -> None:
             mlflow.end_run(status)
         else:
             client.set_terminated(run_id, status)
+
+
+@timed
+def _mark_stopped(run_id: str, reason: str) -> None:
+    """End a run stopped on purpose (a pruned trial): KILLED, tagged, no error."""
+    client = MlflowClient()
+    client.set_tag(run_id, "tdml.pruned", "true")
+    client.set_tag(run_id, "mlflow.note.content", f"**KILLED** (stopped early): {reason[:2000]}")
+    if mlflow.active_run() and mlflow.active_run().info.run_id == run_id:
+        mlflow.end_run("KILLED")
+    else:
+        client.set_terminated(run_id, "KILLED")
+
+
+@timed
+def mark_run_killed(run_id: str, reason: str) -> None:
+    """Terminate a run left RUNNING by a worker that died (KILLED, reason in ``tdml.error``)."""
+    client = MlflowClient()
+    if client.get_run(run_id).info.status != "RUNNING":
+        return
+    client.set_tag(run_id, ERROR_TAG, reason[:5000])
+    client.set_tag(run_id, "mlflow.note.content", f"**KILLED**: {reason[:5000]}")
+    client.set_terminated(run_id, "KILLED")
 
 
 @timed
@@ -217,3 +254,98 @@ def _requirements() -> list[str]:
 
 def _json_safe(meta: dict[str, Any]) -> dict[str, Any]:
     return json.loads(json.dumps(meta, default=str))
+
+
+# ----------------------------------------------------------------------------- studies (tdml.tuning)
+@timed
+def run_metrics(run_id: str) -> dict[str, float]:
+    return dict(MlflowClient().get_run(run_id).data.metrics)
+
+
+@timed
+def set_run_tags(run_id: str, tags: dict[str, Any]) -> None:
+    """Tags on a run that need not be the active one (e.g. a trial's run from the study's)."""
+    client = MlflowClient()
+    for k, v in tags.items():
+        client.set_tag(run_id, k, str(v))
+
+
+@timed
+def download_artifacts(run_id: str, artifact_path: str, dst: str | Path) -> Path | None:
+    """A run's artifact folder copied under ``dst``; None if the run has no such artifact."""
+    if not MlflowClient().list_artifacts(run_id, artifact_path):
+        return None
+    return Path(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=artifact_path,
+                                                    dst_path=str(dst)))
+
+
+@timed
+def log_plotly_html(fig, file_name: str, artifact_path: str = "plots") -> None:
+    """A plotly figure as a self-contained HTML artifact (plotly.js embedded: renders offline)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        p = Path(tmp) / file_name
+        fig.write_html(str(p), include_plotlyjs=True, full_html=True)
+        mlflow.log_artifact(str(p), artifact_path)
+
+
+@timed
+def current_alias_version(name: str, alias: str) -> ModelVersion | None:
+    """The version ``name@alias`` points to, or None when the model or the alias does not exist."""
+    client = MlflowClient()
+    try:
+        aliases = dict(client.get_registered_model(name).aliases or {})
+    except MlflowException:
+        return None
+    return client.get_model_version(name, aliases[alias]) if alias in aliases else None
+
+
+@timed
+def set_alias(name: str, alias: str, version: str) -> None:
+    MlflowClient().set_registered_model_alias(name, alias, version)
+
+
+@timed
+def set_version_tags(name: str, version: str, tags: dict[str, Any]) -> None:
+    client = MlflowClient()
+    for k, v in tags.items():
+        client.set_model_version_tag(name, version, k, str(v))
+
+
+# ----------------------------------------------------------------------------- condensation (tdml.condense)
+@timed
+def find_finished_runs(tags: dict[str, str]) -> list[str]:
+    """Ids of FINISHED runs (any experiment, newest first) carrying all of ``tags``."""
+    client = MlflowClient()
+    exps = [e.experiment_id for e in client.search_experiments()]
+    if not exps:
+        return []
+    flt = " and ".join([f"tags.`{k}` = '{v}'" for k, v in tags.items()] + ["attributes.status = 'FINISHED'"])
+    runs = client.search_runs(exps, flt, order_by=["attributes.start_time DESC"], max_results=20)
+    return [r.info.run_id for r in runs]
+
+
+@timed
+def run_info(run_id: str) -> tuple[str, dict[str, str]]:
+    """(status, tags) of a run; RegistryError naming the fix when it does not exist."""
+    try:
+        run = MlflowClient().get_run(run_id)
+    except MlflowException:
+        raise RegistryError(f"run {run_id!r} does not exist in {mlflow.get_tracking_uri()}; "
+                            f"check the run id or MLFLOW_TRACKING_URI") from None
+    return run.info.status, dict(run.data.tags)
+
+
+@timed
+def download_run_artifacts(run_id: str, artifact_path: str) -> Path:
+    """A run's artifact folder as a local path (MLflow's cache); RegistryError if it is missing."""
+    if not MlflowClient().list_artifacts(run_id, artifact_path):
+        raise RegistryError(f"run {run_id} has no artifact folder {artifact_path!r}")
+    return Path(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=artifact_path))
+
+
+def tracking_uri() -> str:
+    """The tracking URI with a relative SQLite path made absolute (to hand to subprocesses)."""
+    uri = mlflow.get_tracking_uri()
+    if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
+        uri = "sqlite:///" + str(Path(uri[len("sqlite:///"):]).resolve())
+    return uri

@@ -216,17 +216,27 @@ def _fmt(d: dict[str, float]) -> str:
 
 
 def cpu_latency_ms(model: nn.Module, example: dict[str, torch.Tensor], warmup: int = 5,
-                   repeats: int = 20) -> float:
-    """Median forward latency (ms) on CPU, after warm-up, of one batch ``example``."""
+                   repeats: int = 20, threads: int = 1) -> float:
+    """Median forward latency (ms) on CPU with ``threads`` intra-op threads, after warm-up.
+
+    One thread by default: the number is then comparable across machines and unaffected by
+    other processes contending for cores (multi-threaded timings on a shared machine swing
+    by 10x and more).
+    """
     model = copy.deepcopy(model).cpu().eval()
     batch = to_device(example, torch.device("cpu"))
     times = []
-    with torch.inference_mode():
-        for i in range(warmup + repeats):
-            t = time.perf_counter()
-            run_model(model, batch)
-            if i >= warmup:
-                times.append(time.perf_counter() - t)
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        with torch.inference_mode():
+            for i in range(warmup + repeats):
+                t = time.perf_counter()
+                run_model(model, batch)
+                if i >= warmup:
+                    times.append(time.perf_counter() - t)
+    finally:
+        torch.set_num_threads(before)
     return float(np.median(times) * 1000)
 
 

@@ -1,0 +1,221 @@
+"""Study specs (``studies/*.yaml``): typed, validated before any trial runs.
+
+A spec names *what* to search (``search_space``, one section per component: ``loss``,
+``train``, ``student_params``, ``student``), *how* (``sampler``, ``pruner``, ``n_trials``),
+*for what* (``objectives``) and *what happens after* (``promotion``). ``kind`` selects a
+registered objective builder (``tdml.tuning.KINDS``; default ``distill``), so another kind
+of study (MemKD classification, dataset condensation) plugs in without touching this file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tdml.config import coerce_dataclass, deep_merge, load_yaml, require
+from tdml.errors import ConfigError
+
+DIRECTIONS = ("minimize", "maximize")
+
+
+@dataclass
+class Distribution:
+    """One searched value: ``float`` (optionally ``log``/``step``), ``int`` or ``categorical``."""
+
+    type: str = "float"
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+    step: float | None = None
+    choices: list[Any] | None = None
+
+    def validate(self):
+        require(self.type in ("float", "int", "categorical"),
+                f"distribution type must be float, int or categorical; got {self.type!r}")
+        if self.type == "categorical":
+            require(bool(self.choices), "a categorical distribution needs a non-empty `choices` list")
+            require(self.low is None and self.high is None and not self.log,
+                    "a categorical distribution takes only `choices` (no low/high/log)")
+            return
+        require(self.choices is None, f"a {self.type} distribution takes low/high, not `choices`")
+        require(self.low is not None and self.high is not None,
+                f"a {self.type} distribution needs `low` and `high`")
+        require(math.isfinite(self.low) and math.isfinite(self.high) and self.low <= self.high,
+                f"bad range: low {self.low} must be <= high {self.high}")
+        require(not self.log or self.low > 0, f"bad range: log scale needs low > 0, got {self.low}")
+        require(not (self.log and self.step), "`log` and `step` cannot be combined")
+        if self.type == "int":
+            require(float(self.low).is_integer() and float(self.high).is_integer(),
+                    f"an int distribution needs integer bounds, got {self.low}..{self.high}")
+
+    def suggest(self, trial, name: str) -> Any:
+        if self.type == "categorical":
+            return trial.suggest_categorical(name, list(self.choices))
+        if self.type == "int":
+            return trial.suggest_int(name, int(self.low), int(self.high), step=int(self.step or 1), log=self.log)
+        return trial.suggest_float(name, self.low, self.high, step=self.step, log=self.log)
+
+    def corners(self) -> list[Any]:
+        """The extreme values, to check them against the component's own config validation."""
+        if self.type == "categorical":
+            return list(self.choices)
+        cast = int if self.type == "int" else float
+        return [cast(self.low), cast(self.high)]
+
+
+@dataclass
+class SearchSpace:
+    """Per component: dotted config section -> {field: Distribution}; ``student`` picks the model."""
+
+    loss: dict[str, Distribution] = field(default_factory=dict)
+    train: dict[str, Distribution] = field(default_factory=dict)
+    student_params: dict[str, Distribution] = field(default_factory=dict)
+    student: Distribution | None = None
+
+    def components(self) -> dict[str, dict[str, Distribution]]:
+        out = {"loss": self.loss, "train": self.train, "student_params": self.student_params}
+        if self.student is not None:
+            out["student"] = {"": self.student}
+        return out
+
+
+@dataclass
+class SamplerSpec:
+    name: str = "tpe"  # tpe | random | nsga2
+    seed: int = 0
+    n_startup_trials: int = 5  # tpe only: random trials before the model kicks in
+
+    def validate(self):
+        require(self.name in ("tpe", "random", "nsga2"),
+                f"sampler.name must be tpe, random or nsga2; got {self.name!r}")
+        require(self.n_startup_trials >= 0, "sampler.n_startup_trials must be >= 0")
+
+
+@dataclass
+class PrunerSpec:
+    name: str = "median"  # median | hyperband | none
+    n_startup_trials: int = 2  # median: trials completed before pruning starts
+    n_warmup_steps: int = 0  # median: epochs before a trial can be pruned
+    min_resource: int = 1  # hyperband
+    reduction_factor: int = 3  # hyperband
+
+    def validate(self):
+        require(self.name in ("median", "hyperband", "none"),
+                f"pruner.name must be median, hyperband or none; got {self.name!r}")
+        require(self.n_startup_trials >= 0 and self.n_warmup_steps >= 0 and self.min_resource >= 1
+                and self.reduction_factor >= 2, "pruner: counts must be >= 0, min_resource >= 1, "
+                "reduction_factor >= 2")
+
+
+@dataclass
+class ObjectiveSpec:
+    metric: str = "val_mse"  # a metric of the trial run (validation metrics are val_*)
+    direction: str = "minimize"
+
+    def validate(self):
+        require(self.direction in DIRECTIONS,
+                f"objective direction must be minimize or maximize; got {self.direction!r}")
+
+
+@dataclass
+class PromotionSpec:
+    """After the search: the best student is registered; ``alias`` moves only if it is better."""
+
+    enabled: bool = True
+    alias: str = "champion"
+    metric: str = "mse"  # validation metric compared (logged as best_val_<metric>)
+    mode: str = "min"
+
+    def validate(self):
+        require(self.mode in ("min", "max"), f"promotion.mode must be min or max; got {self.mode!r}")
+        require(bool(self.alias), "promotion.alias must not be empty")
+
+
+@dataclass
+class StorageSpec:
+    url: str = ""  # "" = sqlite:///optuna.db in the working directory (or $TDML_OPTUNA_STORAGE)
+    artifact_dir: str = ""  # "" = next to a SQLite file (<db>-artifacts), else ./optuna-artifacts
+    heartbeat_interval: int = 10  # seconds; a trial whose worker stops beating is stale ...
+    grace_period: int = 30  # ... after this long, and is retried (RetryHeartbeatStaleTrialCallback)
+    max_retry: int = 2
+
+    def validate(self):
+        require(self.heartbeat_interval >= 1 and self.grace_period > self.heartbeat_interval,
+                "storage: heartbeat_interval must be >= 1 and grace_period > heartbeat_interval")
+        require(self.max_retry >= 0, "storage.max_retry must be >= 0")
+
+
+@dataclass
+class StudySpec:
+    name: str = ""
+    kind: str = "distill"  # a key of tdml.tuning.KINDS
+    experiment: str = "tdml-tuning"
+    # Teacher: a models:/ URI; with `train_teacher` (a train-teacher config), a missing
+    # name/alias is trained and registered once, before the search starts.
+    teacher: str = ""
+    train_teacher: dict | None = None
+    base: dict = field(default_factory=dict)  # fixed DistillRunConfig fields (student, method, train, ...)
+    data: dict = field(default_factory=dict)  # data settings (default: the teacher's own)
+    search_space: SearchSpace = field(default_factory=SearchSpace)
+    sampler: SamplerSpec = field(default_factory=SamplerSpec)
+    pruner: PrunerSpec = field(default_factory=PrunerSpec)
+    n_trials: int = 20
+    timeout_s: float = 0.0  # 0 = no limit
+    objectives: list[ObjectiveSpec] = field(default_factory=lambda: [ObjectiveSpec()])
+    plots: bool = True  # optuna plots (plotly HTML) on the study run after the search
+    finalize: bool = True  # after the search: test + register the best, then the promotion gate
+    n_final: int = 1  # how many best trials (Pareto-optimal ones for multi-objective) to test
+    promotion: PromotionSpec = field(default_factory=PromotionSpec)
+    storage: StorageSpec = field(default_factory=StorageSpec)
+
+    def validate(self):
+        require(bool(self.name), "study `name` is required (it names the Optuna study and tags its runs)")
+        require(self.n_trials >= 1, f"n_trials must be >= 1, got {self.n_trials}")
+        require(self.n_final >= 1, f"n_final must be >= 1, got {self.n_final}")
+        require(bool(self.objectives), "at least one objective is required")
+        names = [o.metric for o in self.objectives]
+        require(len(set(names)) == len(names), f"objectives repeat a metric: {names}")
+        require(len(self.objectives) == 1 or self.pruner.name == "none",
+                "Optuna cannot prune multi-objective studies; set `pruner: {name: none}`")
+
+    @property
+    def directions(self) -> list[str]:
+        return [o.direction for o in self.objectives]
+
+    @property
+    def multi(self) -> bool:
+        return len(self.objectives) > 1
+
+
+def load_spec(path: str | Path, overrides: dict[str, Any] | None = None) -> StudySpec:
+    """Parse a study YAML (+ dotted overrides) into a StudySpec; the kind validates the rest."""
+    raw = deep_merge(load_yaml(path), overrides or {})
+    return spec_from_dict(raw, str(path))
+
+
+def spec_from_dict(raw: dict[str, Any], where: str = "study") -> StudySpec:
+    space = raw.get("search_space") or {}
+    if not isinstance(space, dict):
+        raise ConfigError(f"{where}: search_space must be a mapping of components")
+    raw = {**raw, "search_space": _space(space, f"{where}.search_space")}
+    return coerce_dataclass(StudySpec, raw, where)
+
+
+def _space(space: dict[str, Any], where: str) -> SearchSpace:
+    valid = {f.name for f in dataclasses.fields(SearchSpace)}
+    unknown = sorted(set(space) - valid)
+    if unknown:
+        raise ConfigError(f"{where}: unknown component(s) {', '.join(unknown)}; valid: {', '.join(sorted(valid))}")
+    out: dict[str, Any] = {}
+    for comp, entries in space.items():
+        if comp == "student":
+            out[comp] = coerce_dataclass(Distribution, entries or {}, f"{where}.student")
+            continue
+        if not isinstance(entries, dict):
+            raise ConfigError(f"{where}.{comp}: expected a mapping of field -> distribution")
+        out[comp] = {k: coerce_dataclass(Distribution, v if isinstance(v, dict) else {}, f"{where}.{comp}.{k}")
+                     for k, v in entries.items()}
+    return SearchSpace(**out)
