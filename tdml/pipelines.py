@@ -196,7 +196,7 @@ def _check_teacher(teacher, meta: dict, data) -> None:
         raise IncompatibleTeacherError(
             f"teacher {meta.get('dataset', '?')}/{meta['model']['name']} does not fit dataset "
             f"{data.name!r}: " + "; ".join(diffs) + ". Use a teacher trained with these settings, "
-            f"or drop the conflicting -P values to inherit the teacher's.")
+            "or drop the conflicting -P values to inherit the teacher's.")
     if meta.get("dataset") != data.name:
         tracking.set_tags({"tdml.warning": f"teacher trained on {meta.get('dataset')!r}, "
                                            f"distilling on {data.name!r}"})

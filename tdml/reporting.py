@@ -86,7 +86,7 @@ class ResultsTable:
         note = (f"\n{self.metric} × {self.scale:g}, mean ± std (sample std) over seeds; "
                 + (f"({published_label}) = published value; " if has_pub else "")
                 + "bold = best mean among ranked methods; "
-                f"ranks 1 = best, ties share the average rank.")
+                "ranks 1 = best, ties share the average rank.")
         return "\n".join(lines) + "\n" + note + "\n"
 
     def figure(self, title: str | None = None):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from pathlib import Path
 
 import mlflow
@@ -15,6 +16,35 @@ torch.set_num_threads(1)
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 REPO = Path(__file__).resolve().parents[1]
+
+
+@contextmanager
+def use_store(root: Path, cwd: Path | None = None, **env: str):
+    """Make a SQLite store under ``root`` the tracking URI (and ``cwd`` the working folder,
+    so ./mlruns artifacts land there) for a module-scoped fixture; restores everything after.
+
+    MLFLOW_EXPERIMENT_ID is cleared and restored too: mlflow.set_experiment() exports it, and
+    a leaked id points later tests and their `mlflow run` subprocesses at another store.
+    """
+    uri = f"sqlite:///{root / 'mlflow.db'}"
+    keys = ("MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_ID", *env)
+    old_cwd, old_env = os.getcwd(), {k: os.environ.get(k) for k in keys}
+    os.environ.pop("MLFLOW_EXPERIMENT_ID", None)
+    os.environ.update(MLFLOW_TRACKING_URI=uri, **env)
+    os.chdir(cwd or root)
+    mlflow.set_tracking_uri(uri)
+    try:
+        yield mlflow.MlflowClient(uri)
+    finally:
+        while mlflow.active_run():
+            mlflow.end_run()
+        os.chdir(old_cwd)
+        for k, v in old_env.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        mlflow.set_tracking_uri(None)
 
 
 @pytest.fixture

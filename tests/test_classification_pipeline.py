@@ -8,19 +8,16 @@ ItalyPowerDemand from ../shared/data/ucr (skipped when absent): 67 training seri
 
 from __future__ import annotations
 
-import os
 import re
 
-import mlflow
 import pytest
-from mlflow.tracking import MlflowClient
 
 from tdml import tracking
 from tdml.cli import main
 from tdml.models.lstm import LSTMStudent
 from tdml.selection import select_teacher
 
-from conftest import SHARED_DATA, tiny_teacher_args
+from conftest import SHARED_DATA, tiny_teacher_args, use_store
 
 DATASET = "ucr:ItalyPowerDemand"
 TEACHER = "ucr-italypowerdemand-lstm_teacher"
@@ -40,24 +37,11 @@ def _distill(method: str, *extra: str) -> list[str]:
 def store(tmp_path_factory):
     if not (SHARED_DATA / "ucr" / "ItalyPowerDemand").is_dir():
         pytest.skip(f"UCR data not found at {SHARED_DATA / 'ucr'}")
-    root = tmp_path_factory.mktemp("mlflow_cls")
-    uri = f"sqlite:///{root / 'mlflow.db'}"
-    saved = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_URI", "TDML_DATA_DIR")}
-    old_cwd = os.getcwd()
-    os.environ.update(MLFLOW_TRACKING_URI=uri, TDML_DATA_DIR=str(SHARED_DATA))
-    os.chdir(root)
-    mlflow.set_tracking_uri(uri)
-    assert main(["train-teacher", "--dataset", DATASET, "--model", "lstm_teacher", "--epochs", "2", *QUICK]) == 0
-    for method in TERMS:
-        assert main(_distill(method)) == 0, method
-    yield MlflowClient(uri)
-    os.chdir(old_cwd)
-    for k, v in saved.items():
-        if v is None:
-            os.environ.pop(k, None)
-        else:
-            os.environ[k] = v
-    mlflow.set_tracking_uri(None)
+    with use_store(tmp_path_factory.mktemp("mlflow_cls"), TDML_DATA_DIR=str(SHARED_DATA)) as client:
+        assert main(["train-teacher", "--dataset", DATASET, "--model", "lstm_teacher", "--epochs", "2", *QUICK]) == 0
+        for method in TERMS:
+            assert main(_distill(method)) == 0, method
+        yield client
 
 
 def _runs(client, role=None, status=None):

@@ -4,13 +4,11 @@ end to end with its artifacts, bad input as a FAILED run, and the synthetic set 
 from __future__ import annotations
 
 import dataclasses
-import os
 
 import mlflow
 import numpy as np
 import pytest
 import torch
-from mlflow.tracking import MlflowClient
 
 from tdml import tracking
 from tdml.cli import main
@@ -20,6 +18,8 @@ from tdml.condense.experts import get_experts, load_experts
 from tdml.config import DataConfig
 from tdml.data import load_data
 from tdml.errors import ConfigError, RegistryError
+
+from conftest import use_store
 
 EXP = "cli-e2e"
 DATA = DataConfig(dataset="synthetic", seq_len=16, pred_len=8)
@@ -33,25 +33,8 @@ TINY = ["--set", "experts.n_experts=2", "--set", "experts.epochs=3", "--set", "e
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
     """One SQLite store for the module (creating one costs seconds); tests use their own experiments."""
-    root = tmp_path_factory.mktemp("mlflow")
-    uri = f"sqlite:///{root / 'mlflow.db'}"
-    # mlflow.set_experiment exports MLFLOW_EXPERIMENT_ID; it must not leak into later tests'
-    # subprocesses (`mlflow run` against another store)
-    keys = ("MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_ID")
-    old_cwd, old_env = os.getcwd(), {k: os.environ.get(k) for k in keys}
-    os.environ["MLFLOW_TRACKING_URI"] = uri
-    os.chdir(root)
-    mlflow.set_tracking_uri(uri)
-    yield MlflowClient(uri)
-    while mlflow.active_run():
-        mlflow.end_run()
-    os.chdir(old_cwd)
-    for k, v in old_env.items():
-        if v is None:
-            os.environ.pop(k, None)
-        else:
-            os.environ[k] = v
-    mlflow.set_tracking_uri(None)
+    with use_store(tmp_path_factory.mktemp("mlflow")) as client:
+        yield client
 
 
 def _runs(client, experiment, role=None):

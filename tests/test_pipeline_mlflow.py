@@ -4,7 +4,6 @@ bad input ending as FAILED runs that leave the registry untouched."""
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 
@@ -12,7 +11,6 @@ import mlflow
 import numpy as np
 import pandas as pd
 import pytest
-from mlflow.tracking import MlflowClient
 
 from tdml import tracking
 from tdml.cli import main
@@ -23,7 +21,7 @@ from tdml.models.mlp import MLP
 from tdml.tasks import TASKS
 from tdml.train import Supervised, evaluate
 
-from conftest import tiny_distill_args, tiny_teacher_args
+from conftest import tiny_distill_args, tiny_teacher_args, use_store
 
 TEACHER = "synthetic-itransformer-L48-H12"
 URI = f"models:/{TEACHER}@champion"
@@ -31,22 +29,10 @@ URI = f"models:/{TEACHER}@champion"
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
-    root = tmp_path_factory.mktemp("mlflow")
-    uri = f"sqlite:///{root / 'mlflow.db'}"
-    old_cwd, old_env = os.getcwd(), os.environ.get("MLFLOW_TRACKING_URI")
-    os.environ["MLFLOW_TRACKING_URI"] = uri
-    os.chdir(root)
-    mlflow.set_tracking_uri(uri)
-    assert main(tiny_teacher_args()) == 0
-    assert main(tiny_distill_args(URI)) == 0
-    yield MlflowClient(uri)
-    os.environ.pop("MLFLOW_EXPERIMENT_ID", None)  # exported by mlflow.set_experiment()
-    os.chdir(old_cwd)
-    if old_env is None:
-        os.environ.pop("MLFLOW_TRACKING_URI", None)
-    else:
-        os.environ["MLFLOW_TRACKING_URI"] = old_env
-    mlflow.set_tracking_uri(None)
+    with use_store(tmp_path_factory.mktemp("mlflow")) as client:
+        assert main(tiny_teacher_args()) == 0
+        assert main(tiny_distill_args(URI)) == 0
+        yield client
 
 
 def _runs(client, role=None, status=None):

@@ -153,7 +153,7 @@ def test_test_split_is_read_only_for_the_best_trial(e2e):
 
 
 def test_promotion_gate_promotes_a_better_candidate(e2e):
-    client, parent = e2e["client"], e2e["first"]
+    parent = e2e["first"]
     decision = json.loads(Path(mlflow.artifacts.download_artifacts(
         run_id=parent.info.run_id, artifact_path="promotion.json")).read_text())
     assert decision["promoted"] is True

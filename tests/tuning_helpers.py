@@ -12,13 +12,12 @@ import uuid
 from contextlib import contextmanager
 from pathlib import Path
 
-import mlflow
 import yaml
 from mlflow.tracking import MlflowClient
 
 from tdml.cli import main
 
-from conftest import tiny_teacher_args
+from conftest import tiny_teacher_args, use_store
 
 TEACHER = "synthetic-itransformer-L48-H12"
 TEACHER_URI = f"models:/{TEACHER}@champion"
@@ -66,30 +65,7 @@ def _shared_root() -> Path:
     return _SHARED["root"]
 
 
-@contextmanager
-def _use_store(root: Path, cwd: Path | None = None):
-    uri = f"sqlite:///{root / 'mlflow.db'}"
-    # mlflow.set_experiment exports MLFLOW_EXPERIMENT_ID: restore it too, or it leaks into later
-    # tests and their subprocesses (an experiment id of another store)
-    keys = ("MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_ID")
-    old_cwd, old_env = os.getcwd(), {k: os.environ.get(k) for k in keys}
-    os.environ["MLFLOW_TRACKING_URI"] = uri
-    os.environ.pop("MLFLOW_EXPERIMENT_ID", None)
-    os.chdir(cwd or root)
-    mlflow.set_tracking_uri(uri)
-    try:
-        yield MlflowClient(uri)
-    finally:
-        while mlflow.active_run():
-            mlflow.end_run()
-        os.chdir(old_cwd)
-        for k, v in old_env.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-        mlflow.set_tracking_uri(None)
-
+_use_store = use_store
 
 @contextmanager
 def teacher_store(cwd: Path):

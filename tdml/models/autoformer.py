@@ -26,7 +26,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from torch import nn
 
 from tdml.config import require
 from tdml.models.base import Dims, Forecaster, register_model
