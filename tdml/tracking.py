@@ -235,8 +235,11 @@ def log_model(model, meta: dict[str, Any], registered_name: str | None, alias: s
         )
     if not registered_name:
         return None
-    mv = mlflow.register_model(info.model_uri, registered_name,
-                               tags={"tdml.task": meta.get("task", ""), "tdml.run_id": active_run_id()})
+    tags = {"tdml.task": meta.get("task", ""), "tdml.run_id": active_run_id()}
+    teacher = meta.get("teacher") or {}
+    if teacher:  # a student version names its teacher in the registry UI too
+        tags.update({"tdml.teacher_name": teacher["name"], "tdml.teacher_version": str(teacher["version"])})
+    mv = mlflow.register_model(info.model_uri, registered_name, tags=tags)
     if alias:
         MlflowClient().set_registered_model_alias(registered_name, alias, mv.version)
     return mv

@@ -96,6 +96,7 @@ def test_student_run_logs_every_term_and_registers_with_teacher_tags(store):
     assert {"test_mse", "teacher_test_mse", "param_ratio", "mlflow_share", "speedup"} <= set(m)
     assert 0 < m["mlflow_share"] < 1
     smv = store.get_model_version_by_alias(f"{TEACHER}-student-mlp", "champion")
+    assert smv.tags["tdml.teacher_name"] == TEACHER and smv.tags["tdml.teacher_version"] == str(mv_t.version)
     student, _, _ = tracking.load_model(f"models:/{TEACHER}-student-mlp@champion")
     assert isinstance(student, MLP) and smv.run_id == run.info.run_id
 
