@@ -47,6 +47,14 @@ def use_store(root: Path, cwd: Path | None = None, **env: str):
         mlflow.set_tracking_uri(None)
 
 
+def runs_of(client, role=None, status=None):
+    """Every run in the store, newest first, filtered by tdml.role tag and status."""
+    runs = client.search_runs([e.experiment_id for e in client.search_experiments()],
+                              order_by=["attributes.start_time DESC"])
+    return [r for r in runs if (role is None or r.data.tags.get("tdml.role") == role)
+            and (status is None or r.info.status == status)]
+
+
 @pytest.fixture
 def shared_data(monkeypatch) -> Path:
     """``../shared/data`` as TDML_DATA_DIR; skips the test when the folder is absent."""

@@ -17,7 +17,7 @@ from tdml.cli import main
 from tdml.models.lstm import LSTMStudent
 from tdml.selection import select_teacher
 
-from conftest import SHARED_DATA, tiny_teacher_args, use_store
+from conftest import SHARED_DATA, runs_of as _runs, tiny_teacher_args, use_store
 
 DATASET = "ucr:ItalyPowerDemand"
 TEACHER = "ucr-italypowerdemand-lstm_teacher"
@@ -42,13 +42,6 @@ def store(tmp_path_factory):
         for method in TERMS:
             assert main(_distill(method)) == 0, method
         yield client
-
-
-def _runs(client, role=None, status=None):
-    runs = client.search_runs([e.experiment_id for e in client.search_experiments()],
-                              order_by=["attributes.start_time DESC"])
-    return [r for r in runs if (role is None or r.data.tags.get("tdml.role") == role)
-            and (status is None or r.info.status == status)]
 
 
 def _student_run(client, method):

@@ -21,7 +21,7 @@ from tdml.models.mlp import MLP
 from tdml.tasks import TASKS
 from tdml.train import Supervised, evaluate
 
-from conftest import tiny_distill_args, tiny_teacher_args, use_store
+from conftest import runs_of as _runs, tiny_distill_args, tiny_teacher_args, use_store
 
 TEACHER = "synthetic-itransformer-L48-H12"
 URI = f"models:/{TEACHER}@champion"
@@ -33,13 +33,6 @@ def store(tmp_path_factory):
         assert main(tiny_teacher_args()) == 0
         assert main(tiny_distill_args(URI)) == 0
         yield client
-
-
-def _runs(client, role=None, status=None):
-    runs = client.search_runs([e.experiment_id for e in client.search_experiments()],
-                              order_by=["attributes.start_time DESC"])
-    return [r for r in runs if (role is None or r.data.tags.get("tdml.role") == role)
-            and (status is None or r.info.status == status)]
 
 
 def _registry_snapshot(client):
