@@ -47,7 +47,9 @@ def main() -> None:
     print(table)
     out = Path(__file__).parent / "results"
     out.mkdir(exist_ok=True)
-    (out / "teachers_etth1.md").write_text(table + "\n")
+    path = out / f"teachers_etth1-{'-'.join(args.models)}-{time.strftime('%Y%m%d-%H%M%S')}.md"
+    path.write_text(table + "\n")  # one file per invocation: parallel invocations do not clobber each other
+    print(f"wrote {path}")
 
 
 if __name__ == "__main__":

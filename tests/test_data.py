@@ -121,3 +121,18 @@ def test_catalog_file_in_data_dir_is_used_offline(shared_data):
     spec = CATALOG.get("etth1")
     assert resolve(spec, shared_data, allow_download=False) == shared_data / "ETTh1.csv"
     assert CATALOG.get("etth2").sha256 == "a3dc2c597b9218c7ce1cd55eb77b283fd459a1d09d753063f944967dd6b9218b"
+
+
+def test_marks_come_from_the_date_column(tmp_path):
+    df = _frame()
+    d = load_data(DataConfig(data_path=_csv(tmp_path, df), seq_len=24, pred_len=8))
+    assert d.freq == "h" and d.dims.n_marks == 4  # hour, weekday, day of month, day of year
+    batch = next(iter(d.loader("train", 2)))
+    hours = pd.DatetimeIndex(df["date"][:24]).hour.to_numpy()
+    np.testing.assert_allclose(batch["x_mark"][0, :, 0].numpy(), hours / 23.0 - 0.5, atol=1e-6)
+
+
+def test_a_csv_without_dates_has_no_marks(tmp_path):
+    d = load_data(DataConfig(data_path=_csv(tmp_path, _frame().drop(columns="date")), seq_len=24, pred_len=8))
+    assert d.freq is None and d.dims.n_marks == 0
+    assert "x_mark" not in next(iter(d.loader("train", 2)))
