@@ -2,9 +2,10 @@
 
 The lookback is split (mean of moving averages with one odd kernel per scale) into a trend,
 forecast by a Linear(L -> H) along time (started as the lookback average), and a seasonal
-part. The seasonal decoder input is the last ``label_len`` seasonal steps (default
-seq_len // 2) followed by H zeros, embedded per step (width-3 conv of all channels +
-sinusoidal position + Linear of marks x_mark[-label_len:] ++ y_mark). Each MIC layer runs
+part. The seasonal decoder input is the last ``label_len`` seasonal steps (default the
+whole lookback, as in the paper: Concat(X_s, X_zero) has I + O steps) followed by H zeros,
+embedded per step (width-3 conv of all channels + sinusoidal position + Linear of marks
+x_mark[-label_len:] ++ y_mark). Each MIC layer runs
 one branch per ``conv_kernel`` k: decompose, down-sample with a stride-k conv (local
 features), an isometric conv whose kernel spans the whole down-sampled sequence over a
 zero-padded copy (global correlations, causal), up-sample with a transposed conv; tanh
@@ -45,7 +46,7 @@ class MICNParams:
     d_ff: int = 2048
     conv_kernel: tuple[int, ...] = (12, 16)
     dropout: float = 0.05
-    label_len: int | None = None  # None = seq_len // 2
+    label_len: int | None = None  # None = seq_len (the paper); fewer steps make the model cheaper
     norm: str = "none"
     use_time_features: bool = True
     feature_groups: int = 16  # hidden-unit groups in the distill feature (must divide d_model)
@@ -111,7 +112,7 @@ class MICN(Forecaster):
     def __init__(self, dims: Dims, params: MICNParams):
         super().__init__(dims, params)
         p, C, L, H = params, dims.n_channels, dims.seq_len, dims.pred_len
-        self.label_len = resolve_label_len(p.label_len, L)
+        self.label_len = resolve_label_len(L if p.label_len is None else p.label_len, L)
         n_marks = dims.n_marks if p.use_time_features else 0
         self.normalizer = make_normalizer(p.norm, C)
         self.decomp = MultiScaleDecomposition([_odd(k) for k in p.conv_kernel])
