@@ -6,18 +6,21 @@ alpha, beta > 0 uses it as the teacher (feature terms from its declared distill 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from pathlib import Path
 
 import mlflow
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from tdml import tracking
 from tdml.cli import main
 from tdml.config import DataConfig
 from tdml.data import load_data
 from tdml.models import MODELS
+from tdml.models.base import Forecaster, register_model
 from tdml.tasks import TASKS
 from tdml.train import Supervised, evaluate
 
@@ -80,3 +83,44 @@ def test_time_feature_teacher_trains_and_teaches_on_a_csv_without_dates(store, t
     assert main([*tiny_distill_args(f"models:/nodates-{name}-L48-H12@champion", alpha=1.0, beta=1.0), *QUICK]) == 0
     run = _run_of(store, "student", "tdml.teacher_name", f"nodates-{name}-L48-H12")
     assert run.info.status == "FINISHED" and math.isfinite(run.data.metrics["test_mse"])
+
+
+@dataclass
+class _ToyParams:
+    width: int = 8
+
+
+class _ToyTeacher(Forecaster):
+    """A teacher the package has never seen: one Linear per channel, a 2-D per-channel feature."""
+
+    Params = _ToyParams
+    distill_feature = "latent"
+
+    def __init__(self, dims, params):
+        super().__init__(dims, params)
+        self.encode = torch.nn.Linear(dims.seq_len, params.width)
+        self.decode = torch.nn.Linear(params.width, dims.pred_len)
+
+    def forward_features(self, x, x_mark=None, y_mark=None):
+        h = torch.tanh(self.encode(x.transpose(1, 2)))  # [B, C, width]
+        return self.decode(h).transpose(1, 2), {"latent": h}
+
+
+@pytest.fixture
+def toy_teacher():
+    register_model("toy_teacher")(_ToyTeacher)
+    try:
+        yield "toy_teacher"
+    finally:
+        MODELS._items.pop("toy_teacher")  # keep the registry as the package defines it
+
+
+def test_a_new_teacher_is_one_class_and_one_registration(store, toy_teacher):
+    """Nothing in the trainer, the distiller, tracking or serving names the teachers it serves."""
+    assert main([*tiny_teacher_args(model=toy_teacher), *QUICK]) == 0
+    uri = f"models:/synthetic-{toy_teacher}-L48-H12@champion"
+    model, _, _ = tracking.load_model(uri)
+    assert isinstance(model, _ToyTeacher) and model.feature_shapes() == {"latent": (5, 8)}
+    assert main([*tiny_distill_args(uri, alpha=1.0, beta=1.0), *QUICK]) == 0
+    run = _run_of(store, "student", "tdml.teacher_name", f"synthetic-{toy_teacher}-L48-H12")
+    assert run.info.status == "FINISHED" and run.data.metrics["train_feat_scale"] > 0
