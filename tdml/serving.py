@@ -4,6 +4,12 @@ loads ``weights.safetensors`` -- no pickled code anywhere.
 ``mlflow.pyfunc.load_model("models:/<name>@<alias>")`` returns a predictor that takes raw
 (unscaled) lookback windows, shaped [B, L, C] or [L, C] (ndarray or DataFrame with the
 training columns), and returns forecasts in the same units.
+
+A model that reads calendar features (it was trained on a file with a ``date`` column and
+declares ``uses_time_features``) needs the dates too: pass one window as a DataFrame with a
+``date`` column and the training columns (its last L rows are used; the H future dates
+continue at the training frequency). Without dates such a model would silently see inputs
+it was never trained on, so a bare array is refused with a message that says this.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
 
 CONFIG_FILE = "config.json"
@@ -51,15 +58,46 @@ class _Predictor:
         self.std = np.asarray(scaler.get("std", 1.0), dtype=np.float32)
 
     def predict(self, model_input, params=None):
-        x = np.asarray(model_input, dtype=np.float32)
+        x, marks = self._inputs(model_input)
         single = x.ndim == 2
         if single:
             x = x[None]
+            marks = [None if m is None else m[None] for m in marks]
         x = (x - self.mean) / self.std
         with torch.no_grad():
-            y = self.model(torch.from_numpy(x)).numpy()
+            y = self.model(torch.from_numpy(x), *(None if m is None else torch.from_numpy(m) for m in marks)).numpy()
         y = y * self.std + self.mean if y.ndim == 3 else y
         return y[0] if single else y
+
+    def _inputs(self, model_input) -> tuple[np.ndarray, list[np.ndarray | None]]:
+        """Values [.., L, C] and, when the input has a ``date`` column, the window's marks."""
+        reads_marks = self.model.reads_marks()
+        if isinstance(model_input, pd.DataFrame) and "date" in model_input.columns:
+            return self._dated_window(model_input) if reads_marks else (
+                model_input.drop(columns="date").to_numpy(np.float32), [None, None])
+        if reads_marks:
+            raise ValueError(
+                f"this model reads calendar features (it was trained on data with a 'date' column, "
+                f"frequency {self.meta.get('freq')!r}); pass the lookback as a DataFrame with a 'date' "
+                f"column and the columns {self.meta.get('columns')}, not a bare array")
+        return np.asarray(model_input, dtype=np.float32), [None, None]
+
+    def _dated_window(self, df: pd.DataFrame) -> tuple[np.ndarray, list[np.ndarray]]:
+        from tdml.data.timefeatures import time_features
+
+        dims, columns, freq = self.model.dims, self.meta.get("columns") or [], self.meta.get("freq")
+        missing = [c for c in columns if c not in df.columns]
+        if missing:
+            raise ValueError(f"input lacks the training columns {missing}; expected 'date' + {columns}")
+        if len(df) < dims.seq_len:
+            raise ValueError(f"input has {len(df)} rows; this model needs the last {dims.seq_len} (seq_len)")
+        df = df.iloc[len(df) - dims.seq_len:]
+        try:
+            dates = pd.DatetimeIndex(pd.to_datetime(df["date"]))
+        except (ValueError, TypeError) as e:
+            raise ValueError(f"the 'date' column has values that are not dates ({e})") from None
+        future = pd.date_range(dates[-1], periods=dims.pred_len + 1, freq=freq)[1:]
+        return df[columns].to_numpy(np.float32), [time_features(dates, freq), time_features(future, freq)]
 
 
 def _load_pyfunc(data_path: str):

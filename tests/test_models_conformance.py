@@ -105,7 +105,14 @@ def test_reads_marks_iff_declared(name):
     x, _, xm, ym = batch(L, H, C, M)
     with torch.no_grad():
         changed = not torch.allclose(model(x, xm, ym), model(x, xm + 0.3, ym - 0.3))
-    assert changed == MODELS.get(name).uses_time_features
+    assert changed == MODELS.get(name).uses_time_features == model.reads_marks()
+    assert not make(name, L, H, C, 0).reads_marks()  # data without dates
+    if hasattr(MODELS.get(name).Params, "use_time_features"):  # the switch turns the marks off
+        torch.manual_seed(0)
+        off = build_model(name, Dims(seq_len=L, n_channels=C, pred_len=H, n_marks=M),
+                          {**tiny_params(name), "use_time_features": False}).eval()
+        with torch.no_grad():
+            assert not off.reads_marks() and torch.equal(off(x, xm, ym), off(x, xm + 0.3, ym - 0.3))
 
 
 @pytest.mark.parametrize("name", FORECASTERS)

@@ -16,6 +16,7 @@ from tdml import tracking
 from tdml.cli import main
 from tdml.config import DataConfig
 from tdml.data import load_data
+from tdml.data.synthetic import make_synthetic
 from tdml.models.itransformer import ITransformer
 from tdml.models.mlp import MLP
 from tdml.tasks import TASKS
@@ -68,14 +69,35 @@ def test_registered_teacher_loads_without_pickle_and_reproduces_its_test_mse(sto
 
 
 def test_pyfunc_serving_takes_raw_units(store):
-    pf = mlflow.pyfunc.load_model(URI)
+    """A student (no calendar features) takes bare raw windows [B, L, C] and answers in raw units."""
+    student_uri = f"models:/{TEACHER}-student-mlp@champion"
+    pf = mlflow.pyfunc.load_model(student_uri)
     data = load_data(DataConfig(seq_len=48, pred_len=12))
-    x = next(iter(data.loader("test", 2)))["x"].numpy()
-    raw = x * data.std.astype(np.float32) + data.mean.astype(np.float32)
-    out = pf.predict(raw)
+    x = next(iter(data.loader("test", 2)))["x"]
+    raw = x.numpy() * data.std.astype(np.float32) + data.mean.astype(np.float32)
+    model, _, _ = tracking.load_model(student_uri)
+    expected = model(x).detach().numpy() * data.std + data.mean
+    np.testing.assert_allclose(pf.predict(raw), expected, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(pf.predict(raw[0]), expected[0], rtol=1e-4, atol=1e-4)
+
+
+def test_pyfunc_serving_of_a_calendar_model_takes_dated_windows(store):
+    """The teacher reads calendar marks: served from a DataFrame with dates it gives exactly the
+    forecast it gave in its test run; a bare array (no dates) is refused, not silently served."""
+    pf = mlflow.pyfunc.load_model(URI)
     model, _, _ = tracking.load_model(URI)
-    expected = model(next(iter(data.loader("test", 2)))["x"]).detach().numpy() * data.std + data.mean
-    np.testing.assert_allclose(out, expected, rtol=1e-4, atol=1e-4)
+    assert model.reads_marks()
+    data = load_data(DataConfig(seq_len=48, pred_len=12))
+    frame = make_synthetic()  # the rows the synthetic dataset is made of
+    start = len(frame) - len(data.splits["test"].values)  # the test split's first window
+    batch = next(iter(data.loader("test", 1)))
+    expected = model(batch["x"], batch["x_mark"], batch["y_mark"])[0].detach().numpy() * data.std + data.mean
+    history = frame.iloc[start - 10:start + 48]  # more rows than needed: the last 48 are used
+    np.testing.assert_allclose(pf.predict(history), expected, rtol=1e-4, atol=1e-4)
+    with pytest.raises(ValueError, match="reads calendar features.*'date' column"):
+        pf.predict(history.drop(columns="date").to_numpy())
+    with pytest.raises(ValueError, match="needs the last 48"):
+        pf.predict(history.iloc[:20])
 
 
 def test_student_run_logs_every_term_and_registers_with_teacher_tags(store):

@@ -38,6 +38,8 @@ class TdmlModel(nn.Module):
     """Shared base: config round-trip and parameter counting."""
 
     task: ClassVar[str] = ""
+    # Whether forward() can read x_mark/y_mark (calendar features); others ignore them.
+    uses_time_features: ClassVar[bool] = False
     Params: ClassVar[type] = None  # each subclass defines a dataclass named Params
     registry_name: ClassVar[str] = ""
 
@@ -55,14 +57,18 @@ class TdmlModel(nn.Module):
             "params": dataclasses.asdict(self.params),
         }
 
+    def reads_marks(self) -> bool:
+        """Whether this instance uses x_mark/y_mark: it can, its data had dates, and the
+        ``use_time_features`` param (where a model has one) did not switch them off."""
+        return (self.uses_time_features and self.dims.n_marks > 0
+                and getattr(self.params, "use_time_features", True))
+
     def n_parameters(self, trainable_only: bool = True) -> int:
         return sum(p.numel() for p in self.parameters() if p.requires_grad or not trainable_only)
 
 
 class Forecaster(TdmlModel):
     task: ClassVar[str] = "forecast"
-    # Whether forward() reads x_mark/y_mark (calendar features); others ignore them.
-    uses_time_features: ClassVar[bool] = False
     # The entry of features() a student aligns with in feature-level distillation.
     distill_feature: ClassVar[str] = "hidden"
 
@@ -100,7 +106,6 @@ class Classifier(TdmlModel):
     """``forward(x[B, L, C]) -> logits[B, K]``; features() holds the hidden-state sequence."""
 
     task: ClassVar[str] = "classify"
-    uses_time_features: ClassVar[bool] = False
     distill_feature: ClassVar[str] = "sequence"  # [B, L, hidden]
 
     def forward_features(self, x, x_mark=None, y_mark=None):
