@@ -5,6 +5,7 @@ alpha, beta > 0 uses it as the teacher (feature terms from its declared distill 
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,7 @@ from tdml.config import DataConfig
 from tdml.data import load_data
 from tdml.models import MODELS
 from tdml.models.base import Forecaster, register_model
+from tdml.models.defaults import default_params
 from tdml.tasks import TASKS
 from tdml.train import Supervised, evaluate
 
@@ -77,9 +79,12 @@ def test_time_feature_teacher_trains_and_teaches_on_a_csv_without_dates(store, t
     t = np.arange(600)
     path = tmp_path / "nodates.csv"
     pd.DataFrame({"a": np.sin(2 * np.pi * t / 24), "b": np.cos(2 * np.pi * t / 12) + 0.01 * t}).to_csv(path, index=False)
-    assert main([*tiny_teacher_args(model=name, data_path=path, dataset=""), *QUICK]) == 0
+    small = tmp_path / "small.yaml"  # the synthetic set's small sizes (a new file gets the ETTh1 ones)
+    small.write_text(json.dumps({"model_params": default_params(name, "synthetic")}))
+    assert main([*tiny_teacher_args(model=name, data_path=path, dataset="", config=small), *QUICK]) == 0
     model, meta, _ = tracking.load_model(f"models:/nodates-{name}-L48-H12@champion")
-    assert model.dims.n_marks == 0 and meta["freq"] is None
+    assert model.dims.n_marks == 0 and meta["freq"] is None and not model.reads_marks()
+    assert model.config()["params"] == default_params(name, "synthetic")
     assert main([*tiny_distill_args(f"models:/nodates-{name}-L48-H12@champion", alpha=1.0, beta=1.0), *QUICK]) == 0
     run = _run_of(store, "student", "tdml.teacher_name", f"nodates-{name}-L48-H12")
     assert run.info.status == "FINISHED" and math.isfinite(run.data.metrics["test_mse"])
