@@ -9,16 +9,16 @@ A model added later without an entry in TINY is tested at its `synthetic` defaul
 
 from __future__ import annotations
 
-import io
 import json
 from pathlib import Path
 
 import pytest
 import torch
 
-from tdml.models import MODELS, Dims, build_model, model_from_config
+from tdml.models import MODELS, Dims, build_model
 from tdml.models.base import Forecaster
 from tdml.models.defaults import default_params
+from tdml.serving import load_bundle, save_bundle
 
 # Smallest sizes that still exercise every code path (attention heads, several scales,
 # several periods/branches, grouped features).
@@ -153,7 +153,8 @@ def test_same_seed_same_output(name):
 
 
 @pytest.mark.parametrize("name", FORECASTERS)
-def test_round_trip_without_pickle(name):
+def test_round_trip_without_pickle(name, tmp_path):
+    """Through the registry's own bundle format: config.json + weights.safetensors."""
     L, H, C, M = SHAPES[1]
     model = make(name, L, H, C, M, seed=3)
     x, y, xm, ym = batch(L, H, C, M)
@@ -164,18 +165,16 @@ def test_round_trip_without_pickle(name):
         opt.step()
     model.eval()
 
-    buf = io.BytesIO()
-    torch.save(model.state_dict(), buf)
-    buf.seek(0)
-    state = torch.load(buf, weights_only=True)
-    config = json.loads(json.dumps(model.config()))  # as logged: plain JSON, tuples become lists
+    bundle = save_bundle(model, {"task": model.task}, tmp_path / "bundle")
+    assert sorted(p.name for p in bundle.iterdir()) == ["config.json", "weights.safetensors"]
     torch.manual_seed(999)  # a different init, so equality comes from the weights alone
-    rebuilt = model_from_config(config)
-    rebuilt.load_state_dict(state, strict=True)
-    rebuilt.eval()
-    assert rebuilt.config() == model.config()
+    rebuilt, meta = load_bundle(bundle)
+    assert type(rebuilt) is type(model) and not rebuilt.training
+    assert rebuilt.config() == model.config() and meta["model"] == json.loads(json.dumps(model.config()))
     with torch.no_grad():
         assert torch.equal(rebuilt(x, xm, ym), model(x, xm, ym))
+        assert all(torch.equal(a, b) for a, b in zip(rebuilt.features(x, xm, ym).values(),
+                                                     model.features(x, xm, ym).values()))
 
 
 def test_models_never_name_a_device():
