@@ -58,29 +58,28 @@ class _Predictor:
         self.std = np.asarray(scaler.get("std", 1.0), dtype=np.float32)
 
     def predict(self, model_input, params=None):
-        x, marks = self._inputs(model_input)
+        x, marks = self._inputs(model_input)  # marks: [] or [x_mark, y_mark]
         single = x.ndim == 2
         if single:
-            x = x[None]
-            marks = [None if m is None else m[None] for m in marks]
+            x, marks = x[None], [m[None] for m in marks]
         x = (x - self.mean) / self.std
         with torch.no_grad():
-            y = self.model(torch.from_numpy(x), *(None if m is None else torch.from_numpy(m) for m in marks)).numpy()
+            y = self.model(torch.from_numpy(x), *map(torch.from_numpy, marks)).numpy()
         y = y * self.std + self.mean if y.ndim == 3 else y
         return y[0] if single else y
 
-    def _inputs(self, model_input) -> tuple[np.ndarray, list[np.ndarray | None]]:
+    def _inputs(self, model_input) -> tuple[np.ndarray, list[np.ndarray]]:
         """Values [.., L, C] and, when the input has a ``date`` column, the window's marks."""
         reads_marks = self.model.reads_marks()
         if isinstance(model_input, pd.DataFrame) and "date" in model_input.columns:
             return self._dated_window(model_input) if reads_marks else (
-                model_input.drop(columns="date").to_numpy(np.float32), [None, None])
+                model_input.drop(columns="date").to_numpy(np.float32), [])
         if reads_marks:
             raise ValueError(
                 f"this model reads calendar features (it was trained on data with a 'date' column, "
                 f"frequency {self.meta.get('freq')!r}); pass the lookback as a DataFrame with a 'date' "
                 f"column and the columns {self.meta.get('columns')}, not a bare array")
-        return np.asarray(model_input, dtype=np.float32), [None, None]
+        return np.asarray(model_input, dtype=np.float32), []
 
     def _dated_window(self, df: pd.DataFrame) -> tuple[np.ndarray, list[np.ndarray]]:
         from tdml.data.timefeatures import time_features
