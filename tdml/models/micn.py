@@ -6,9 +6,9 @@ part. The seasonal decoder input is the last ``label_len`` seasonal steps (defau
 whole lookback, as in the paper: Concat(X_s, X_zero) has I + O steps) followed by H zeros,
 embedded per step (width-3 conv of all channels + sinusoidal position + Linear of marks
 x_mark[-label_len:] ++ y_mark). Each MIC layer runs one branch per ``conv_kernel`` k:
-decompose, down-sample with a stride-k conv (local features), an isometric conv whose kernel spans the whole down-sampled sequence over a
-zero-padded copy (global correlations, causal), up-sample with a transposed conv; tanh
-activations and LayerNorms around residuals. Branches are merged by a Conv2d over the
+decompose, down-sample with a stride-k conv (local features), an isometric conv whose
+kernel spans the whole down-sampled sequence over a zero-padded copy (global correlations,
+causal), up-sample with a transposed conv; tanh activations and LayerNorms around residuals. Branches are merged by a Conv2d over the
 scale axis, then a feed-forward (width ``d_ff``). A Linear(d_model -> C) reads the last H
 steps; the forecast is that seasonal part + the trend forecast.
 
