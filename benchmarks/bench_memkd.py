@@ -32,7 +32,7 @@ from pathlib import Path
 import torch
 
 from tdml import tracking
-from tdml.pipelines import distill_config, distill_in_run
+from tdml.pipelines import distill_in_run
 from tdml.reporting import PUBLISHED_AUC_PRC, results_table
 from tdml.selection import select_teacher
 
@@ -123,7 +123,7 @@ def main(argv=None) -> int:
                            "tracking": {"register": False, "latency_repeats": 5, "experiment": args.experiment}}
                     with tracking.start_run(args.experiment, f"{ds}-{method}-seed{seed}", "student",
                                             tags={"tdml.bench": "memkd"}):
-                        s = distill_in_run(distill_config(raw, f"ucr:{ds}"))
+                        s = distill_in_run(raw)
                     add({"dataset": ds, "method": method, "seed": seed, **_pick(s.metrics),
                          "n_params": s.n_params, "latency_ms": s.latency_ms,
                          "teacher_n_params": s.extra["teacher_n_params"],

@@ -15,7 +15,8 @@ import argparse
 import time
 from pathlib import Path
 
-from tdml.pipelines import run_train_teacher, teacher_config
+from tdml.pipelines import run_train_teacher
+from tdml.resolve import resolve_teacher
 
 
 def main() -> None:
@@ -30,7 +31,7 @@ def main() -> None:
     rows = []
     for name in args.models:
         t0 = time.perf_counter()
-        s = run_train_teacher(teacher_config({
+        s = run_train_teacher(resolve_teacher({
             "data": {"dataset": "etth1", "seq_len": 720, "pred_len": 96}, "model": name,
             "tracking": {"experiment": args.experiment, "alias": "bench", "diagnostics": False},
             "train": {"epochs": args.epochs, "seed": args.seed, "progress": False,

@@ -1,86 +1,133 @@
-"""Issue 2 numbers: TimeDistill on ETTh1 (L=720, H=96).
+"""TimeDistill on ETTh1 with the shipped defaults: teacher, MLP alone, MLP + TimeDistill.
 
-Trains the iTransformer teacher (registered), then MLP students through the registry alias:
-without distillation (method `none`), and with TimeDistill alpha = beta = 2 in both KL
-modes. Reports test MSE/MAE, parameters, CPU latency (batch 32, median after warm-up),
-wall time per run and the share of a distill run's wall time spent in MLflow calls.
-Every run is logged to MLflow (experiment `tdml-bench-etth1`); a Markdown table is
-printed and written to benchmarks/results/.
+L = 720, H in {96, 192, 336, 720}, several seeds (the teacher is retrained per seed and
+horizon). Every student setting is the default a user gets from ``-P teacher=...`` alone
+(tdml/models/defaults.yaml, row etth1: alpha = beta = 2, reference KL, lr 0.01 type1, up to
+100 epochs, patience 5); the baseline is the same student with ``method=none`` under the
+same trainer, early-stopped on validation. DMLP (the paper's student) runs at the horizons
+given by ``--dmlp-horizons``. The test split is read once per run.
 
-    TDML_DATA_DIR=../shared/data OMP_NUM_THREADS=1 python benchmarks/bench_timedistill_etth1.py --seeds 2021
+Resumable: every run is an MLflow run of ``--experiment`` tagged ``tdml.bench_key``; a key
+already FINISHED there is read back instead of re-run, so an interrupted benchmark continues
+where it stopped and ``--report`` rebuilds the table from the record alone.
+
+    TDML_DATA_DIR=../shared/data OMP_NUM_THREADS=1 python benchmarks/bench_timedistill_etth1.py \
+        --seeds 2021 2022 2023 --horizons 96 192 336 720
 """
 
 from __future__ import annotations
 
 import argparse
 import statistics
-import time
 from pathlib import Path
 
-from tdml import tracking
-from tdml.pipelines import distill_config, run_distill, run_train_teacher, teacher_config
+import mlflow
 
-STUDENTS = {
-    "MLP (no distillation)": {"method": "none"},
-    "MLP + TimeDistill a=b=2 (batchmean KL)": {"loss": {"alpha": 2, "beta": 2, "kl_mode": "batchmean"}},
-    "MLP + TimeDistill a=b=2 (reference KL)": {"loss": {"alpha": 2, "beta": 2, "kl_mode": "reference"}},
-}
+from tdml import tracking
+from tdml.pipelines import distill_in_run, train_teacher_in_run
+from tdml.resolve import resolve_teacher
+
+KEY_TAG = "tdml.bench_key"
+STUDENTS = {"alone": {"method": "none"}, "distilled": {}}  # {} = the method's defaults
+LABELS = {"teacher": "teacher iTransformer", "mlp-alone": "MLP alone (no teacher)",
+          "mlp-distilled": "MLP + TimeDistill (defaults)", "dmlp-alone": "DMLP alone (no teacher)",
+          "dmlp-distilled": "DMLP + TimeDistill (defaults)"}
+# third-party summaries of the paper's ETTh1 average over the four horizons (METHODS.md §1)
+PUBLISHED_AVG = {"mlp-distilled": (0.43, 0.441)}
+
+
+def _finished(experiment: str) -> dict[str, mlflow.entities.Run]:
+    client = mlflow.MlflowClient()
+    exp = client.get_experiment_by_name(experiment)
+    if exp is None:
+        return {}
+    runs = client.search_runs([exp.experiment_id], "attributes.status = 'FINISHED'", max_results=5000)
+    return {r.data.tags[KEY_TAG]: r for r in runs if KEY_TAG in r.data.tags}
+
+
+def run_all(args) -> None:
+    track = {"experiment": args.experiment, "diagnostics": False}
+    budget = {"progress": False, "max_batches": args.max_batches}
+    for seed in args.seeds:
+        for h in args.horizons:
+            done = _finished(args.experiment)
+            key = f"teacher-H{h}-s{seed}"
+            alias = f"bench{seed}"
+            if key not in done:
+                with tracking.start_run(args.experiment, f"teacher itransformer etth1 L720-H{h} seed {seed}",
+                                        "teacher", tags={KEY_TAG: key}):
+                    train_teacher_in_run(resolve_teacher({
+                        "data": {"dataset": "etth1", "seq_len": 720, "pred_len": h, "batch_size": 32},
+                        "model": "itransformer", "tracking": {**track, "alias": alias},
+                        "train": {"seed": seed, **budget}}))
+            uri = f"models:/etth1-itransformer-L720-H{h}@{alias}"
+            students = ["mlp"] + (["dmlp"] if h in args.dmlp_horizons else [])
+            for student in students:
+                for label, extra in STUDENTS.items():
+                    key = f"{student}-{label}-H{h}-s{seed}"
+                    if key in done:
+                        continue
+                    with tracking.start_run(args.experiment, f"{student} {label} etth1 H{h} seed {seed}",
+                                            "student", tags={KEY_TAG: key}):
+                        distill_in_run({"teacher": uri, "student": student, **extra,
+                                        "tracking": {**track, "register": False}, "train": {"seed": seed, **budget}})
+
+
+def report(experiment: str, horizons: list[int]) -> str:
+    done = _finished(experiment)
+    rows: dict[tuple[str, int], list[tuple[float, float]]] = {}
+    seeds: set[str] = set()
+    for key, run in done.items():
+        what, h, seed = key.rsplit("-", 2)
+        m = run.data.metrics
+        rows.setdefault((what, int(h[1:])), []).append((m["test_mse"], m["test_mae"]))
+        seeds.add(seed[1:])
+
+    def ms(vals):
+        return f"{statistics.mean(vals):.4f}" + (f" ± {statistics.stdev(vals):.4f}" if len(vals) > 1 else "")
+
+    head = "| run | " + " | ".join(f"H={h} MSE | H={h} MAE" for h in horizons) + " | avg MSE | avg MAE | published avg |"
+    lines = [f"ETTh1, L=720, seeds {', '.join(sorted(seeds))} (n per cell in brackets), shipped defaults, "
+             f"test split read once per run", head, "|---|" + "---:|" * (2 * len(horizons) + 3)]
+    for what, label in LABELS.items():
+        cells, avg = [], []
+        for h in horizons:
+            vals = rows.get((what, h), [])
+            if not vals:
+                cells += ["–", "–"]
+                continue
+            cells += [f"{ms([v[0] for v in vals])} [{len(vals)}]", ms([v[1] for v in vals])]
+            avg.append((statistics.mean(v[0] for v in vals), statistics.mean(v[1] for v in vals)))
+        if not avg:
+            continue
+        complete = len(avg) == len(horizons)
+        a_mse = f"{statistics.mean(a[0] for a in avg):.4f}" if complete else "–"
+        a_mae = f"{statistics.mean(a[1] for a in avg):.4f}" if complete else "–"
+        pub = PUBLISHED_AVG.get(what)
+        lines.append(f"| {label} | " + " | ".join(cells) + f" | {a_mse} | {a_mae} | "
+                     f"{f'{pub[0]} / {pub[1]}' if pub else '–'} |")
+    lines += ["", "distilled vs alone, test MSE, per horizon (mean over seeds): " + ", ".join(
+        f"H={h}: {statistics.mean(v[0] for v in rows[(s + '-distilled', h)]) / statistics.mean(v[0] for v in rows[(s + '-alone', h)]) - 1:+.1%} ({s})"
+        for h in horizons for s in ("mlp", "dmlp") if (s + "-distilled", h) in rows and (s + "-alone", h) in rows)]
+    return "\n".join(lines)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--seeds", type=int, nargs="+", default=[2021])
-    ap.add_argument("--teacher-epochs", type=int, default=10)
-    ap.add_argument("--student-epochs", type=int, default=10)
-    ap.add_argument("--experiment", default="tdml-bench-etth1")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[2021, 2022, 2023])
+    ap.add_argument("--horizons", type=int, nargs="+", default=[96, 192, 336, 720])
+    ap.add_argument("--dmlp-horizons", type=int, nargs="*", default=[96])
+    ap.add_argument("--experiment", default="tdml-bench-etth1-defaults")
     ap.add_argument("--max-batches", type=int, default=0, help="cap batches/epoch (smoke runs only)")
+    ap.add_argument("--report", action="store_true", help="only rebuild the table from the MLflow record")
     args = ap.parse_args()
-    track = {"experiment": args.experiment, "alias": "bench"}
-    data = {"dataset": "etth1", "seq_len": 720, "pred_len": 96, "batch_size": 32}
-    rows = []
-    for seed in args.seeds:
-        t0 = time.perf_counter()
-        t = run_train_teacher(teacher_config({
-            "data": data, "model": "itransformer", "tracking": track,
-            "train": {"epochs": args.teacher_epochs, "seed": seed, "progress": False,
-                      "max_batches": args.max_batches}}))
-        rows.append({"seed": seed, "run": "Teacher iTransformer", "mse": t.metrics["test_mse"],
-                     "mae": t.metrics["test_mae"], "params": t.n_params, "latency_ms": t.latency_ms,
-                     "wall_s": time.perf_counter() - t0, "mlflow_share": float("nan")})
-        uri = f"models:/{t.registered.split('/')[1]}@bench"
-        for label, extra in STUDENTS.items():
-            t0 = time.perf_counter()
-            mlflow_before = tracking.tracking_seconds()
-            cfg = distill_config({"teacher": uri, "student": "mlp", "tracking": track,
-                                  "train": {"epochs": args.student_epochs, "seed": seed, "progress": False,
-                                            "max_batches": args.max_batches}, **extra}, "etth1")
-            s = run_distill(cfg, {})
-            wall = time.perf_counter() - t0
-            rows.append({"seed": seed, "run": label, "mse": s.metrics["test_mse"], "mae": s.metrics["test_mae"],
-                         "params": s.n_params, "latency_ms": s.latency_ms, "wall_s": wall,
-                         "mlflow_share": (tracking.tracking_seconds() - mlflow_before) / wall})
-    table = _table(rows, len(args.seeds))
+    if not args.report:
+        run_all(args)
+    table = report(args.experiment, args.horizons)
     print(table)
     out = Path(__file__).parent / "results"
     out.mkdir(exist_ok=True)
     (out / "timedistill_etth1.md").write_text(table + "\n")
-
-
-def _table(rows, n_seeds: int) -> str:
-    def ms(vals):
-        return f"{statistics.mean(vals):.4f}" + (f" ± {statistics.stdev(vals):.4f}" if len(vals) > 1 else "")
-
-    lines = [f"ETTh1, L=720, H=96, {n_seeds} seed(s); test split read once per run",
-             "| run | test MSE | test MAE | parameters | CPU latency ms (b=32) | wall s | MLflow share |",
-             "|---|---:|---:|---:|---:|---:|---:|"]
-    for label in dict.fromkeys(r["run"] for r in rows):
-        rs = [r for r in rows if r["run"] == label]
-        share = statistics.mean(r["mlflow_share"] for r in rs)
-        lines.append(f"| {label} | {ms([r['mse'] for r in rs])} | {ms([r['mae'] for r in rs])} | "
-                     f"{rs[0]['params']:,} | {statistics.median(r['latency_ms'] for r in rs):.2f} | "
-                     f"{statistics.mean(r['wall_s'] for r in rs):.0f} | "
-                     f"{'-' if share != share else f'{share:.1%}'} |")
-    return "\n".join(lines)
 
 
 if __name__ == "__main__":

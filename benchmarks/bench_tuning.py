@@ -54,10 +54,11 @@ def _default_run(spec, kind) -> dict:
     """The method's defaults (no search) under the study's base settings; val + test."""
     raw = copy.deepcopy(deep_merge(spec.base, {"teacher": spec.teacher, "loss": {}, "tracking": {"register": False}}))
     raw.get("train", {}).pop("lr", None)
-    cfg = pipelines.distill_config(raw, spec.data.get("dataset", "default"))
+    if spec.data:
+        raw["data"] = deep_merge(raw.get("data", {}), spec.data)
     t0 = time.perf_counter()
-    with tracking.start_run("", "default-alpha2-beta2", "student", {"tdml.study": spec.name}, nested=True):
-        s = pipelines.distill_in_run(cfg, dict(spec.data))
+    with tracking.start_run("", "defaults", "student", {"tdml.study": spec.name}, nested=True):
+        s = pipelines.distill_in_run(raw)
     return {"val_mse": s.metrics["best_val_mse"], "test_mse": s.metrics["test_mse"],
             "seconds": time.perf_counter() - t0}
 

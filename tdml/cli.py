@@ -14,8 +14,9 @@ import sys
 from typing import Any, Callable
 
 from tdml import pipelines, tracking
-from tdml.config import DataConfig, coerce_dataclass, deep_merge, load_yaml, parse_overrides, set_dotted
+from tdml.config import deep_merge, load_yaml, parse_overrides, set_dotted
 from tdml.errors import TdmlError
+from tdml.resolve import Layers, resolve_teacher
 
 def _float(text: str) -> float | None:
     """A number option; "" (an MLproject default) means "not given"."""
@@ -85,29 +86,20 @@ def cmd_train_teacher(args) -> int:
     raw = _progress(args, _raw_config(args, {**DATA_OPTS, **TRAIN_OPTS, **TRACK_OPTS, "model": ("model", str)}))
     exp = raw.get("tracking", {}).get("experiment", "tdml")
     with tracking.start_run(exp, f"teacher-{raw.get('model', 'itransformer')}", "teacher"):
-        cfg = pipelines.teacher_config(raw)
-        s = pipelines.train_teacher_in_run(cfg)
+        s = pipelines.train_teacher_in_run(resolve_teacher(raw))
     print(f"teacher run {s.run_id}: {_final(s)} params={s.n_params:,} registered={s.registered}")
     return 0
 
 
-def _distill_raw(args) -> tuple[dict, dict]:
-    raw = _progress(args, _raw_config(args, {**DATA_OPTS, **TRAIN_OPTS, **TRACK_OPTS, **LOSS_OPTS,
-                                             "teacher": ("teacher", str), "model": ("student", str),
-                                             "method": ("method", str)}))
-    data = raw.pop("data", {})
-    # seq_len/pred_len 0 (the MLproject default) = inherit the teacher's
-    data = {k: v for k, v in data.items() if not (k in ("seq_len", "pred_len") and v == 0)}
-    return raw, data
+DISTILL_OPTS = {**DATA_OPTS, **TRAIN_OPTS, **TRACK_OPTS, **LOSS_OPTS, "teacher": ("teacher", str),
+                "model": ("student", str), "method": ("method", str)}
 
 
 def cmd_distill(args) -> int:
-    raw, data = _distill_raw(args)
+    raw = _progress(args, _raw_config(args, DISTILL_OPTS))
     exp = raw.get("tracking", {}).get("experiment", "tdml")
-    with tracking.start_run(exp, f"student-{raw.get('student', 'mlp')}", "student"):
-        coerce_dataclass(DataConfig, {**{"dataset": "synthetic"}, **data}, "data")  # type-check early
-        cfg = pipelines.distill_config(raw, data.get("dataset", "default"))
-        s = pipelines.distill_in_run(cfg, data)
+    with tracking.start_run(exp, "student", "student"):
+        s = pipelines.distill_in_run(Layers(explicit=raw))
     print(f"student run {s.run_id}: {_final(s)} params={s.n_params:,} "
           f"(teacher {s.extra['teacher_n_params']:,}) registered={s.registered}")
     return 0
@@ -117,7 +109,8 @@ def cmd_main(args) -> int:
     from tdml.pipelines import run_main_in_run
 
     raw_t = _progress(args, _raw_config(args, {**DATA_OPTS, **TRAIN_OPTS, **TRACK_OPTS, "model": ("model", str)}))
-    raw_s = {k: v for k, v in _distill_raw(args)[0].items() if k in ("loss", "tracking", "train")}
+    raw_s = {k: v for k, v in _progress(args, _raw_config(args, DISTILL_OPTS)).items()
+             if k in ("loss", "tracking", "train")}
     raw_s.setdefault("train", {}).pop("lr", None)  # --lr is the teacher's; the student keeps its own
     exp = raw_t.get("tracking", {}).get("experiment", "tdml")
     with tracking.start_run(exp, "main", "pipeline"):
@@ -143,8 +136,7 @@ COMMANDS: dict[str, tuple[Callable, dict, str]] = {
                  "condense a dataset into a few synthetic windows (trajectory matching + CondTSF/DDTime)"),
     "train-teacher": (cmd_train_teacher, {**DATA_OPTS, **TRAIN_OPTS, **TRACK_OPTS, "model": ("model", str)},
                       "train a teacher and register it as <dataset>-<model>-L<seq>-H<pred>@<alias>"),
-    "distill": (cmd_distill, {**DATA_OPTS, **TRAIN_OPTS, **TRACK_OPTS, **LOSS_OPTS, "teacher": ("teacher", str),
-                              "model": ("student", str), "method": ("method", str)},
+    "distill": (cmd_distill, DISTILL_OPTS,
                 "distil a student from a registered teacher (models:/<name>@<alias>)"),
     "main": (cmd_main, {**DATA_OPTS, **TRAIN_OPTS, **TRACK_OPTS, **LOSS_OPTS, "model": ("model", str)},
              "train a teacher on the data, distil an MLP through the registry, print the comparison"),

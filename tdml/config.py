@@ -201,7 +201,7 @@ def require(cond: bool, message: str) -> None:
 from dataclasses import dataclass, field  # noqa: E402
 
 
-@dataclass
+@dataclass(frozen=True)
 class DataConfig:
     dataset: str = "synthetic"  # catalog name, 'synthetic', or a data_path's label
     data_path: str | None = None  # any local Time-Series-Library CSV
@@ -210,17 +210,25 @@ class DataConfig:
     batch_size: int = 32
     split: str | None = None  # override the catalog's split rule (tdml.data.splits.SPLITS)
 
+    @property
+    def label(self) -> str:
+        """The dataset's name as runs, registered names and the defaults table see it: the
+        catalog name, or a CSV's file stem when only ``data_path`` is given."""
+        if self.data_path and self.dataset == "synthetic":
+            return Path(self.data_path).expanduser().stem.lower()
+        return self.dataset
+
     def validate(self):
         require(self.seq_len == 0 or self.seq_len >= 2, f"seq_len must be >= 2 (or 0 for the default), got {self.seq_len}")
         require(self.pred_len >= 0, f"pred_len must be >= 1 (or 0 for the default), got {self.pred_len}")
         require(self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}")
 
 
-@dataclass
+@dataclass(frozen=True)
 class TrainConfig:
     epochs: int = 10
     lr: float = 1e-4
-    lr_schedule: str = "type1"  # 'type1' (halve every epoch, the reference), 'cosine', 'constant'
+    lr_schedule: Literal["type1", "cosine", "constant"] = "type1"  # type1: halve every epoch (reference)
     patience: int = 3  # epochs without validation improvement before stopping
     weight_decay: float = 0.0
     seed: int = 2021
@@ -233,28 +241,32 @@ class TrainConfig:
         require(self.lr > 0, f"lr must be > 0, got {self.lr}")
         require(self.patience >= 1, f"patience must be >= 1, got {self.patience}")
         require(self.weight_decay >= 0, f"weight_decay must be >= 0, got {self.weight_decay}")
-        require(self.lr_schedule in ("type1", "cosine", "constant"),
-                f"lr_schedule must be one of type1, cosine, constant; got {self.lr_schedule!r}")
+
+
+# 'reference': the reference code's F.kl_div(log(P_s + 1e-8), P_t, reduction='mean') = KL / bins;
+# 'full': the full KL per (sample, channel) distribution = bins x 'reference'
+# (tdml.distill.timedistill.multi_period_loss).
+KLMode = Literal["reference", "full"]
 
 
 @dataclass
 class TimeDistillConfig:
-    alpha: float = 2.0  # weight of prediction-level multi-scale + multi-period terms
-    beta: float = 2.0  # weight of feature-level terms
+    # Class defaults = the reference code's generic script; per-dataset values live in
+    # tdml/models/defaults.yaml (the resolver puts them over these).
+    alpha: float = 1.0  # weight of prediction-level multi-scale + multi-period terms
+    beta: float = 1.0  # weight of feature-level terms
     temperature: float = 0.5  # tau of the period distribution softmax
     scales: int = 3  # number of AvgPool(2) down-samplings S (scales 0..S)
-    kl_mode: str = "batchmean"  # 'batchmean' (true KL per distribution) or 'reference'
+    kl_mode: KLMode = "reference"
 
     def validate(self):
         require(self.alpha >= 0, f"alpha must be >= 0 (0 disables prediction distillation), got {self.alpha}")
         require(self.beta >= 0, f"beta must be >= 0 (0 disables feature distillation), got {self.beta}")
         require(self.temperature > 0, f"temperature must be > 0, got {self.temperature}")
         require(self.scales >= 0, f"scales must be >= 0, got {self.scales}")
-        require(self.kl_mode in ("batchmean", "reference"),
-                f"kl_mode must be 'batchmean' or 'reference', got {self.kl_mode!r}")
 
 
-@dataclass
+@dataclass(frozen=True)
 class TrackingConfig:
     experiment: str = "tdml"
     alias: str = "champion"
@@ -263,14 +275,10 @@ class TrackingConfig:
     latency_repeats: int = 20
     # 'test' for a final run; 'val' inside a search, where the test split must stay unread
     # (metrics and diagnostics are then computed on validation and named val_*).
-    final_split: str = "test"
-
-    def validate(self):
-        require(self.final_split in ("test", "val"),
-                f"tracking.final_split must be 'test' or 'val', got {self.final_split!r}")
+    final_split: Literal["test", "val"] = "test"
 
 
-@dataclass
+@dataclass(frozen=True)
 class TeacherRunConfig:
     data: DataConfig = field(default_factory=DataConfig)
     model: str = "itransformer"
@@ -279,7 +287,7 @@ class TeacherRunConfig:
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
 
 
-@dataclass
+@dataclass(frozen=True)
 class DistillRunConfig:
     teacher: str = ""  # models:/<name>@<alias> (or /<version>)
     data: DataConfig = field(default_factory=DataConfig)

@@ -1,8 +1,8 @@
 """The runs behind the entry points: train a teacher, distil a student, the main demo.
 
 Each ``run_*`` opens an MLflow run and calls the matching ``*_in_run`` body; the CLI does
-the same but coerces the raw config *inside* the run, so bad input becomes a FAILED run
-with its reason. Bodies expect an active run.
+the same. Configs are resolved by ``tdml.resolve`` *inside* the run, so bad input becomes a
+FAILED run with its reason. Bodies expect an active run.
 """
 
 from __future__ import annotations
@@ -17,12 +17,12 @@ from typing import Any
 import torch
 
 from tdml import tracking
-from tdml.config import DataConfig, DistillRunConfig, TeacherRunConfig, coerce_dataclass, to_dict
+from tdml.config import DataConfig, TeacherRunConfig, coerce_dataclass, deep_merge, to_dict
 from tdml.data import load_data
 from tdml.distill import LOSSES
-from tdml.errors import IncompatibleTeacherError, TdmlError
+from tdml.errors import ConfigError, IncompatibleTeacherError, TdmlError
 from tdml.models import build_model
-from tdml.models.defaults import default_params, default_train
+from tdml.resolve import Layers, resolve_distill, resolve_teacher
 from tdml.tasks import TASKS
 from tdml.train import (Distillation, Supervised, cpu_latency_ms, evaluate, fit, predictions,
                         resolve_device, seed_everything)
@@ -71,7 +71,7 @@ def train_teacher_in_run(cfg: TeacherRunConfig, callbacks=()) -> RunSummary:
     data = load_data(cfg.data)
     cfg = _resolved(cfg, data)
     tracking.log_params({"config": to_dict(cfg)})
-    model = build_model(cfg.model, data.dims, _model_params(cfg.model, data.name, cfg.model_params))
+    model = build_model(cfg.model, data.dims, cfg.model_params)
     task = TASKS.get(model.task)
     if model.task != data.task:
         raise TdmlError(f"model {cfg.model!r} is a {model.task} model but dataset {data.name!r} is "
@@ -101,33 +101,36 @@ def train_teacher_in_run(cfg: TeacherRunConfig, callbacks=()) -> RunSummary:
     return summary
 
 
-def distill_in_run(cfg: DistillRunConfig, data_overrides: dict[str, Any] | None = None,
-                   callbacks=()) -> RunSummary:
-    """Distil a student from ``cfg.teacher``.
+def distill_in_run(layers: Layers | dict[str, Any], callbacks=()) -> RunSummary:
+    """Distil a student from the teacher the settings name (``teacher: models:/...``).
 
-    The data settings are the teacher's own (from its registered metadata) updated with
-    ``data_overrides``, the settings the user gave explicitly -- so ``-P teacher=...`` alone
-    is a complete run; ``cfg.data`` is replaced by that resolution.
+    The teacher's registered metadata is read first, then the config is resolved once
+    (``tdml.resolve``): data settings are the teacher's own under whatever the layers set,
+    so ``-P teacher=...`` alone is a complete run with that dataset's defaults.
     """
     t0 = time.perf_counter()
     mlflow_t0 = tracking.tracking_seconds()
-    teacher, meta, mv = tracking.load_model(cfg.teacher)
-    tracking.set_tags({"tdml.teacher_uri": cfg.teacher, "tdml.teacher_name": mv.name,
+    layers = layers if isinstance(layers, Layers) else Layers(explicit=layers)
+    uri = layers.merged().get("teacher") or ""
+    if not uri:
+        raise ConfigError(TEACHER_REQUIRED)
+    teacher, meta, mv = tracking.load_model(uri)
+    tracking.set_tags({"tdml.teacher_uri": uri, "tdml.teacher_name": mv.name,
                        "tdml.teacher_version": mv.version, "tdml.teacher_run_id": mv.run_id or ""})
-    data_cfg = coerce_dataclass(DataConfig, {**meta["data_config"], **(data_overrides or {})}, "data")
-    cfg = dataclasses.replace(cfg, data=data_cfg)
+    cfg = resolve_distill(layers, meta)
     seed_everything(cfg.train.seed)
     data = load_data(cfg.data)
     cfg = _resolved(cfg, data)
     tracking.log_params({"config": to_dict(cfg)})
     _check_teacher(teacher, meta, data)
     student = build_model(cfg.student, data.dims, cfg.student_params)
+    tracking.set_tags({"mlflow.runName": f"student {cfg.student} <- {mv.name} v{mv.version} · {cfg.method}"})
     task = TASKS.get(student.task)
     if student.task != teacher.task:
         raise IncompatibleTeacherError(f"student {cfg.student!r} is a {student.task} model but the "
                                        f"teacher is a {teacher.task} model")
     loss_cls = LOSSES.get(cfg.method)
-    loss_cfg = coerce_dataclass(loss_cls.Config, cfg.loss, f"loss ({cfg.method})")
+    loss_cfg = coerce_dataclass(loss_cls.Config, dict(cfg.loss), f"loss ({cfg.method})")
     loss = loss_cls.from_models(loss_cfg, student, teacher)  # registered in tdml.distill
     tracking.log_params({"loss": dataclasses.asdict(loss_cfg), "student_params": dataclasses.asdict(student.params)})
     tracking.log_params({f"data.{k}": v for k, v in data.describe().items()})
@@ -163,7 +166,7 @@ def distill_in_run(cfg: DistillRunConfig, data_overrides: dict[str, Any] | None 
                       f"models:/{smv.name}/{smv.version}" if smv else None, smv.version if smv else None,
                       extra={"teacher_latency_ms": lat_t, "teacher_n_params": n_teacher,
                              "teacher_final": teacher_test, "teacher_name": mv.name,
-                             "fit": result, "loss_config": loss_cfg})
+                             "fit": result, "loss_config": loss_cfg, "loss_name": cfg.method})
 
 
 def _log_wall(t0: float, mlflow_t0: float) -> None:
@@ -222,24 +225,8 @@ def _model_meta(data, data_cfg: DataConfig, task: str) -> dict[str, Any]:
             "run_id": tracking.active_run_id()}
 
 
-def _model_params(model: str, dataset: str, overrides: dict) -> dict:
-    return {**default_params(model, dataset), **overrides}
-
-
-def teacher_config(raw: dict[str, Any]) -> TeacherRunConfig:
-    """Typed teacher config: the model's training defaults (tdml/models/defaults.yaml) under
-    whatever ``raw`` sets explicitly."""
-    model = raw.get("model", TeacherRunConfig.model)
-    dataset = raw.get("data", {}).get("dataset", DataConfig.dataset)
-    train = {**default_train(model, dataset), **raw.get("train", {})}
-    return coerce_dataclass(TeacherRunConfig, {**raw, "train": train})
-
-
-def distill_config(raw: dict[str, Any], dataset: str = "default") -> DistillRunConfig:
-    """Typed distill config with the student's training defaults under explicit settings."""
-    student = raw.get("student", DistillRunConfig.student)
-    train = {**default_train(student, dataset), **raw.get("train", {})}
-    return coerce_dataclass(DistillRunConfig, {**raw, "train": train})
+TEACHER_REQUIRED = ("teacher is required: pass a registry URI such as "
+                    "models:/etth1-itransformer-L720-H96@champion")
 
 
 def run_train_teacher(cfg: TeacherRunConfig) -> RunSummary:
@@ -247,33 +234,53 @@ def run_train_teacher(cfg: TeacherRunConfig) -> RunSummary:
         return train_teacher_in_run(cfg)
 
 
-def run_distill(cfg: DistillRunConfig, data_overrides: dict | None = None) -> RunSummary:
-    with tracking.start_run(cfg.tracking.experiment, f"student-{cfg.student}", "student"):
-        return distill_in_run(cfg, data_overrides)
+def run_distill(layers: Layers | dict[str, Any]) -> RunSummary:
+    layers = layers if isinstance(layers, Layers) else Layers(explicit=layers)
+    experiment = layers.merged().get("tracking", {}).get("experiment", "tdml")
+    with tracking.start_run(experiment, "student", "student"):
+        return distill_in_run(layers)
 
 
 def run_main_in_run(raw_teacher: dict, raw_student: dict) -> str:
-    """Teacher -> registry -> student through the alias, as nested runs; returns the table."""
+    """Teacher -> registry -> the same student without and with distillation, both through
+    the teacher's alias, as nested runs; logs and returns the comparison table."""
     with tracking.start_run("", "teacher", "teacher", nested=True):
-        tcfg = teacher_config(raw_teacher)
+        tcfg = resolve_teacher(raw_teacher)
         t = train_teacher_in_run(tcfg)
     name = t.registered.split("/")[1] if t.registered else None
     if name is None:
         raise TdmlError("the main job needs the teacher registered (tracking.register=true)")
     uri = f"models:/{name}@{tcfg.tracking.alias}"
-    with tracking.start_run("", "student", "student", nested=True):
-        scfg = distill_config({**raw_student, "teacher": uri}, tcfg.data.dataset)
-        s = distill_in_run(scfg, {"batch_size": tcfg.data.batch_size})
-    rows = [("teacher", t.model, t.metrics["test_mse"], t.metrics["test_mae"], t.n_params, t.latency_ms),
-            ("student", s.model, s.metrics["test_mse"], s.metrics["test_mae"], s.n_params, s.latency_ms)]
-    table = "\n".join(
-        ["| role | model | test MSE | test MAE | parameters | CPU latency (ms, batch 32) |",
-         "|---|---|---:|---:|---:|---:|"]
-        + [f"| {r} | {m} | {mse:.4f} | {mae:.4f} | {n:,} | {lat:.2f} |" for r, m, mse, mae, n, lat in rows]
-    )
-    table += (f"\n\nteacher: {t.registered} (alias @{tcfg.tracking.alias}); student: {s.registered}; "
-              f"{t.n_params / max(s.n_params, 1):.1f}x fewer parameters, "
-              f"{t.latency_ms / max(s.latency_ms, 1e-9):.1f}x faster on CPU")
+    student = {**raw_student, "teacher": uri, "data": {"batch_size": tcfg.data.batch_size}}
+    # the baseline registers nothing: the registered student is the distilled one
+    alone_raw = {**deep_merge(student, {"method": "none", "tracking": {"register": False}}), "loss": {}}
+    with tracking.start_run("", "student alone", "student", nested=True):
+        alone = distill_in_run(alone_raw)
+    with tracking.start_run("", "student distilled", "student", nested=True):
+        s = distill_in_run(student)
+    table, metrics = comparison(t, alone, s, tcfg.tracking.alias)
     tracking.log_text(table, "summary.md")
-    tracking.log_metrics({"teacher_test_mse": t.metrics["test_mse"], "student_test_mse": s.metrics["test_mse"]})
+    tracking.log_metrics(metrics)
     return table
+
+
+def comparison(t: RunSummary, alone: RunSummary, s: RunSummary, alias: str) -> tuple[str, dict[str, float]]:
+    """The main job's table (teacher / student alone / student distilled) and its metrics."""
+    rows = [("teacher", t), ("student alone (no teacher)", alone),
+            (f"student distilled ({s.extra['loss_name']})", s)]
+    lines = ["| run | model | test MSE | test MAE | parameters | CPU latency (ms, batch 32) |",
+             "|---|---|---:|---:|---:|---:|"]
+    lines += [f"| {label} | {r.model} | {r.metrics['test_mse']:.4f} | {r.metrics['test_mae']:.4f} | "
+              f"{r.n_params:,} | {r.latency_ms:.2f} |" for label, r in rows]
+    mse = {k: r.metrics["test_mse"] for k, r in zip(("teacher", "alone", "student"), (t, alone, s))}
+    vs_alone = mse["student"] / mse["alone"] - 1
+    vs_teacher = mse["student"] / mse["teacher"] - 1
+    lines += ["", f"distilled vs alone: {vs_alone:+.1%} test MSE; distilled vs teacher: {vs_teacher:+.1%} "
+              f"test MSE; teacher vs alone: {mse['teacher'] / mse['alone'] - 1:+.1%}",
+              f"teacher: {t.registered} (alias @{alias}); student: {s.registered}; "
+              f"{t.n_params / max(s.n_params, 1):.1f}x fewer parameters, "
+              f"{t.latency_ms / max(s.latency_ms, 1e-9):.1f}x faster on CPU"]
+    metrics = {f"{k}_test_mse": v for k, v in mse.items()}
+    metrics.update({f"{k}_test_mae": r.metrics["test_mae"] for k, r in (("teacher", t), ("alone", alone), ("student", s))})
+    metrics.update({"student_vs_alone_mse_change": vs_alone, "student_vs_teacher_mse_change": vs_teacher})
+    return "\n".join(lines), metrics

@@ -16,7 +16,8 @@ from typing import Any, Sequence
 from tdml import tracking
 from tdml.config import set_dotted
 from tdml.errors import ConfigError, TdmlError
-from tdml.pipelines import RunSummary, teacher_config, train_teacher_in_run
+from tdml.pipelines import RunSummary, train_teacher_in_run
+from tdml.resolve import resolve_teacher
 
 
 @dataclass
@@ -35,7 +36,7 @@ def select_teacher(raw: dict[str, Any], seeds: Sequence[int], metric: str = "auc
                    alias: str = "champion", experiment: str | None = None) -> Selection:
     """Train a teacher per seed from the raw teacher config ``raw`` and alias the best.
 
-    ``raw`` is what ``pipelines.teacher_config`` takes (its ``train.seed`` and
+    ``raw`` is what ``tdml.resolve.resolve_teacher`` takes (its ``train.seed`` and
     ``tracking.alias`` are set here). Each run is tagged ``tdml.selection_seed``; the
     chosen run gets ``tdml.selected=true`` and its version tags record the rule.
     """
@@ -53,7 +54,7 @@ def select_teacher(raw: dict[str, Any], seeds: Sequence[int], metric: str = "auc
         set_dotted(r, "tracking.register", True)
         with tracking.start_run(experiment, f"teacher-{r.get('model', '?')}-seed{seed}", "teacher",
                                 tags={"tdml.selection_seed": str(seed)}):
-            s = train_teacher_in_run(teacher_config(r))
+            s = train_teacher_in_run(resolve_teacher(r))
         if key not in s.metrics:
             raise TdmlError(f"teacher run {s.run_id} logged no {key!r}; its metrics: {', '.join(sorted(s.metrics))}")
         runs[int(seed)] = s

@@ -41,6 +41,9 @@ class Task:
     # Dims fields a teacher and a student run must agree on.
     compatible_dims: tuple[str, ...] = ()
     diagnose: Callable[..., dict[str, float]] | None = None  # writes diagnostics artifacts
+    # What a distill run of a teacher of this task trains when the user names neither.
+    default_student: str = ""
+    default_method: str = ""
 
     def better(self, a: float, b: float) -> bool:
         return a < b if self.mode == "min" else a > b
@@ -76,10 +79,11 @@ TASKS: Registry[Task] = Registry("task")
 TASKS.register("forecast")(Task(
     "forecast", F.mse_loss, forecast_metrics, monitor="mse", mode="min",
     registered_name=_forecast_name, compatible_dims=("n_channels", "seq_len", "pred_len"),
-    diagnose=_fft_diagnostics,
+    diagnose=_fft_diagnostics, default_student="mlp", default_method="timedistill",
 ))
 # METHODS.md §2: checkpoints by validation loss (cross-entropy); studies rank by AUC-PRC.
 TASKS.register("classify")(Task(
     "classify", F.cross_entropy, classification_metrics, monitor="ce", mode="min",
     registered_name=_classify_name, compatible_dims=("n_channels", "seq_len", "n_classes"),
+    default_student="lstm_student", default_method="memkd",
 ))

@@ -35,6 +35,7 @@ from tdml import pipelines, tracking
 from tdml.config import TrainConfig, coerce_dataclass, deep_merge, set_dotted, to_dict
 from tdml.errors import ConfigError, RegistryError, TdmlError
 from tdml.registry import Registry
+from tdml.resolve import Layers, resolve_distill, resolve_teacher
 from tdml.studies import Distribution, StudySpec, load_spec
 
 log = logging.getLogger(__name__)
@@ -100,7 +101,7 @@ class DistillKind(StudyKind):
         from tdml.models import MODELS
 
         s, space = self.spec, self.spec.search_space
-        base = pipelines.distill_config({**s.base, "teacher": s.teacher or "models:/x@y"})
+        base = resolve_distill(Layers(study_base={**s.base, "teacher": s.teacher or "models:/x@y"}))
         loss_cls = LOSSES.get(base.method)
         self._corners("loss", space.loss, loss_cls.Config, base.loss)
         self._corners("train", space.train, TrainConfig, to_dict(base.train))
@@ -113,7 +114,7 @@ class DistillKind(StudyKind):
                               "`train_teacher:` block to have a missing one trained first")
         tracking.parse_model_uri(s.teacher)
         if s.train_teacher is not None:
-            pipelines.teacher_config(s.train_teacher)  # unknown keys / bad values fail now, not later
+            resolve_teacher(s.train_teacher)  # unknown keys / bad values fail now, not later
         for o in s.objectives:
             if not (o.metric.startswith("val_") or o.metric in RUN_METRICS):
                 raise ConfigError(f"objective metric {o.metric!r} is not available to a distill study; "
@@ -144,19 +145,21 @@ class DistillKind(StudyKind):
         name, alias, _ = tracking.parse_model_uri(s.teacher)
         raw = deep_merge(s.train_teacher, {"tracking": {"alias": alias or "champion"}})
         with tracking.start_run("", "teacher", "teacher", {"tdml.study": s.name}, nested=True):
-            t = pipelines.train_teacher_in_run(pipelines.teacher_config(raw))
+            t = pipelines.train_teacher_in_run(resolve_teacher(raw))
         got = t.registered.split("/")[1] if t.registered else None
         if got != name:
             raise ConfigError(f"study {s.name!r}: train_teacher registered {got!r} but teacher is "
                               f"{s.teacher}; make the train_teacher data/model match the URI's name")
 
     def run(self, overrides: dict[str, Any], callbacks, final: bool) -> pipelines.RunSummary:
+        return pipelines.distill_in_run(self.layers(overrides, final), callbacks)
+
+    def layers(self, overrides: dict[str, Any], final: bool) -> Layers:
+        """A trial's settings: the study's base and data < the trial's values < the run mode."""
         s = self.spec
-        raw = deep_merge(s.base, overrides)
-        raw = deep_merge(raw, {"teacher": s.teacher, "tracking": {
-            "final_split": "test" if final else "val", "register": final, "alias": ""}})
-        cfg = pipelines.distill_config(raw, s.data.get("dataset", "default"))
-        return pipelines.distill_in_run(cfg, dict(s.data), callbacks)
+        base = {**s.base, "teacher": s.teacher, **({"data": deep_merge(s.base.get("data", {}), s.data)} if s.data else {})}
+        mode = {"tracking": {"final_split": "test" if final else "val", "register": final, "alias": ""}}
+        return Layers(study_base=base, trial=overrides, run_mode=mode)
 
 
 # ----------------------------------------------------------------------------- storage

@@ -134,7 +134,7 @@ def test_teacher_with_another_resample_length_is_refused(store, capsys):
 
 def test_unknown_ucr_dataset_lists_the_available_ones(store, capsys):
     args = ["train-teacher", "--dataset", "ucr:Nope", "--model", "lstm_teacher", "--epochs", "1", *QUICK]
-    _fails(store, capsys, args, r"'Nope' not found.*available: ItalyPowerDemand, MoteStrain, SwedishLeaf, Trace")
+    _fails(store, capsys, args, r"'Nope' not found.*available: ItalyPowerDemand, MoteStrain, (ShapesAll, )?SwedishLeaf, Trace")
 
 
 def test_a_forecasting_model_on_a_ucr_dataset_is_refused(store, capsys):

@@ -33,14 +33,21 @@ def test_test_loader_keeps_every_window():
     assert sum(b["x"].shape[0] for b in d.loader("test", 32)) == n and n % 32 != 0
 
 
-def test_synthetic_is_deterministic_and_periodic():
+def test_synthetic_is_deterministic_periodic_and_cross_coupled():
+    from tdml.data.synthetic import LAG_STEP
+
     a, b = make_synthetic(), make_synthetic()
     pd.testing.assert_frame_equal(a, b)
     assert a.shape[1] - 1 >= 3 and not a.isna().any().any()
-    x = a["ch0"].to_numpy()
-    spec = np.abs(np.fft.rfft(x - x.mean()))
-    top = len(x) / (np.argsort(-spec)[:3])
-    assert any(abs(p - 24) < 1 for p in top)  # the daily period dominates
+    x = a.drop(columns="date").to_numpy()
+    spec = np.abs(np.fft.rfft(x[:, 0] - x[:, 0].mean()))
+    assert spec[round(len(x) / 24)] > 20 * np.median(spec)  # a strong daily period
+    # lead-lag coupling: after a seasonal difference removes the daily cycle, channel c
+    # follows channel 0 best exactly c * LAG_STEP rows later
+    sd = x[24:] - x[:-24]
+    for c in range(1, x.shape[1]):
+        cc = [np.corrcoef(sd[: len(sd) - lag, 0], sd[lag:, c])[0, 1] for lag in range(0, 49)]
+        assert int(np.argmax(cc)) == c * LAG_STEP and max(cc) > 0.2
 
 
 def test_shuffle_is_seeded():

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shlex
 import subprocess
+from pathlib import Path
 import sys
 
 import pytest
@@ -46,10 +47,22 @@ def test_mlflow_run_main_end_to_end(tmp_path):
            "-P", "epochs=1", "-P", "seq_len=48", "-P", "pred_len=12", "-P", f"config={cfg}"]
     proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "| teacher | itransformer |" in proc.stdout and "| student | mlp |" in proc.stdout
+    for row in ("| teacher | itransformer |", "| student alone (no teacher) | mlp |",
+                "| student distilled (timedistill) | mlp |", "distilled vs alone: "):
+        assert row in proc.stdout, (row, proc.stdout)
     client = MlflowClient(env["MLFLOW_TRACKING_URI"])
     assert client.get_model_version_by_alias("synthetic-itransformer-L48-H12", "champion")
-    assert client.get_model_version_by_alias("synthetic-itransformer-L48-H12-student-mlp", "champion")
+    student = client.get_model_version_by_alias("synthetic-itransformer-L48-H12-student-mlp", "champion")
     runs = client.search_runs([e.experiment_id for e in client.search_experiments()])
     roles = sorted(r.data.tags.get("tdml.role") for r in runs)
-    assert roles == ["pipeline", "student", "teacher"] and all(r.info.status == "FINISHED" for r in runs)
+    assert roles == ["pipeline", "student", "student", "teacher"] and all(r.info.status == "FINISHED" for r in runs)
+    by_method = {r.data.params.get("config.method"): r for r in runs if r.data.tags.get("tdml.role") == "student"}
+    assert set(by_method) == {"none", "timedistill"}
+    assert student.run_id == by_method["timedistill"].info.run_id  # the baseline registers nothing
+    parent = next(r for r in runs if r.data.tags.get("tdml.role") == "pipeline")
+    m = parent.data.metrics
+    assert m["alone_test_mse"] == pytest.approx(by_method["none"].data.metrics["test_mse"])
+    assert m["student_test_mse"] == pytest.approx(by_method["timedistill"].data.metrics["test_mse"])
+    assert m["student_vs_alone_mse_change"] == pytest.approx(m["student_test_mse"] / m["alone_test_mse"] - 1)
+    summary = Path(client.download_artifacts(parent.info.run_id, "summary.md")).read_text()
+    assert "| student alone (no teacher) | mlp |" in summary

@@ -38,7 +38,10 @@ def test_etth1_reference_sizes():
 def test_unknown_dataset_falls_back_to_dataclass_defaults():
     for name in MODELS.names():
         assert default_params(name, "no-such-dataset") == dataclasses.asdict(MODELS.get(name).Params())
-    assert default_train("mlp", "no-such-dataset") == {}
+    # the students' fallback row: the reference's generic training settings
+    assert default_train("mlp", "no-such-dataset") == {"lr": 0.01, "lr_schedule": "type1", "epochs": 100,
+                                                       "patience": 5}
+    assert default_train("dlinear", "no-such-dataset") == {"lr": 1e-4, "epochs": 10}
 
 
 @pytest.mark.parametrize("name", [t for t in TEACHERS if t != "itransformer"])

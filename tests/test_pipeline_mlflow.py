@@ -163,6 +163,9 @@ BAD = {
                  "n_channels: teacher 5, requested 2"),
     "alpha": (lambda tp: tiny_distill_args(URI, alpha=-1), "alpha must be >= 0"),
     "temperature": (lambda tp: tiny_distill_args(URI, temperature=0), "temperature must be > 0"),
+    "beta": (lambda tp: tiny_distill_args(URI, beta=-0.5), "beta must be >= 0"),
+    "kl_mode": (lambda tp: tiny_distill_args(URI, kl_mode="mean"), "kl_mode: 'mean' is not one of 'reference', 'full'"),
+    "method": (lambda tp: tiny_distill_args(URI, method="magic"), "unknown distillation loss 'magic'.*timedistill"),
     "epochs": (lambda tp: tiny_teacher_args(epochs=0), "epochs must be >= 1"),
 }
 

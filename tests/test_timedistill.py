@@ -6,8 +6,8 @@ import torch.nn.functional as F
 
 from tdml.config import TimeDistillConfig
 from tdml.distill.base import ModelOutput
-from tdml.distill.timedistill import (TimeDistillLoss, multi_period_loss, multi_scale_loss,
-                                      period_distribution)
+from tdml.distill.timedistill import (FEATURE_LOG_EPS, PRED_LOG_EPS, TimeDistillLoss, multi_period_loss,
+                                      multi_scale_loss, period_distribution)
 from tdml.models import Dims, build_model
 
 
@@ -33,16 +33,68 @@ def test_period_distribution_drops_dc_and_sums_to_one():
 
 
 def test_kl_modes_true_kl_and_reference_bin_average():
-    s, t = torch.randn(5, 24, 2), torch.randn(5, 24, 2)
+    s, t = torch.randn(5, 24, 2) * 0.3, torch.randn(5, 24, 2) * 0.3  # no probability near 1e-8
     ps, pt = period_distribution(s, 0.5, 1), period_distribution(t, 0.5, 1)
     true_kl = (pt * (pt.log() - ps.log())).sum(-1).mean()
-    bm = multi_period_loss(s, t, 0.5, 1, "batchmean")
+    true = multi_period_loss(s, t, 0.5, 1, "full")
     ref = multi_period_loss(s, t, 0.5, 1, "reference")
-    torch.testing.assert_close(bm, true_kl)
-    # what the reference computes, F.kl_div(log ps, pt, reduction='mean') = elementwise mean
-    torch.testing.assert_close(ref, (pt * (pt.log() - ps.log())).mean())
-    torch.testing.assert_close(ref * 12, bm)  # = true KL / number of frequency bins
+    torch.testing.assert_close(true, true_kl)
+    assert multi_period_loss(s, t, 0.5, 1) == ref  # reference is the default
+    # the documented factor: true = number of frequency bins (12 here) x reference, up to
+    # the reference's 1e-8 inside the log (which matters only for peaky distributions)
+    torch.testing.assert_close(ref * 12, true, rtol=1e-5, atol=1e-7)
     assert multi_period_loss(s, s.clone(), 0.5, 1) < 1e-6
+
+
+def _reference_period_kl(s, t, feature: bool):
+    """The reference code's terms, written out independently: predictions [B, H, C] are
+    transformed along H, softmax over the non-DC bins, then
+    F.kl_div(torch.log(P_s + 1e-8), P_t, reduction='mean'); features [B, C, d] are permuted
+    to [B, d, C] first and compared in log space (log_softmax both sides, log_target)."""
+    if feature:
+        s, t = s.permute(0, 2, 1), t.permute(0, 2, 1)
+    z_t = abs(torch.fft.rfft(t, dim=1))[:, 1:, :] / 0.5
+    z_s = abs(torch.fft.rfft(s, dim=1))[:, 1:, :] / 0.5
+    if feature:
+        return F.kl_div(F.log_softmax(z_s, dim=1), F.log_softmax(z_t, dim=1), reduction="mean", log_target=True)
+    return F.kl_div(torch.log(F.softmax(z_s, dim=1) + 1e-8), F.softmax(z_t, dim=1), reduction="mean")
+
+
+@pytest.mark.parametrize("feature", [False, True], ids=["predictions", "features"])
+def test_default_period_term_is_the_reference_value_and_gradient(feature):
+    g = torch.Generator().manual_seed(0)
+    shape = (8, 7, 64) if feature else (8, 96, 7)  # features [B, C, d]; predictions [B, H, C]
+    dim = -1 if feature else 1
+    base_s = torch.randn(*shape, generator=g, dtype=torch.float64) * 2
+    base_t = torch.randn(*shape, generator=g, dtype=torch.float64) * 2
+    values, grads = [], []
+    eps = FEATURE_LOG_EPS if feature else PRED_LOG_EPS  # what TimeDistillLoss passes per level
+    for fn in (lambda s, t: multi_period_loss(s, t, 0.5, dim, log_eps=eps),
+               lambda s, t: _reference_period_kl(s, t, feature)):
+        s, t = base_s.clone().requires_grad_(), base_t.clone().requires_grad_()
+        v = fn(s, t)
+        v.backward()
+        values.append(v.detach())
+        grads.append((s.grad, t.grad))
+    torch.testing.assert_close(values[0], values[1], rtol=1e-6, atol=0)
+    torch.testing.assert_close(grads[0][0], grads[1][0], rtol=1e-6, atol=1e-12)  # w.r.t. student
+    torch.testing.assert_close(grads[0][1], grads[1][1], rtol=1e-6, atol=1e-12)  # teacher / regressor
+    # the full KL is larger by about the number of bins
+    assert multi_period_loss(base_s, base_t, 0.5, dim, "full") > values[1] * 10
+
+
+def test_loss_module_uses_the_reference_form_per_level():
+    """TimeDistillLoss's default terms equal the reference formulas on real model outputs."""
+    dims = Dims(seq_len=48, n_channels=3, pred_len=24, n_marks=4)
+    teacher = build_model("itransformer", dims, {"d_model": 16, "n_heads": 2, "d_ff": 16})
+    student = build_model("mlp", dims, {"d_model": 32})
+    loss = TimeDistillLoss.from_models(TimeDistillConfig(), student, teacher)
+    x = torch.randn(4, 48, 3)
+    s, t = ModelOutput(*student.forward_features(x)), ModelOutput(*teacher.forward_features(x))
+    terms = loss(s, t)
+    torch.testing.assert_close(terms["pred_period"], _reference_period_kl(s.pred, t.pred, False))
+    ht = loss.regressor(t.features["encoder"])
+    torch.testing.assert_close(terms["feat_period"], _reference_period_kl(s.features["hidden"], ht, True))
 
 
 def test_period_loss_gradients_stay_finite_for_peaky_and_zero_inputs():

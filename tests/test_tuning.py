@@ -39,7 +39,7 @@ BAD_SPECS = {
     "log_zero": (_bad(search_space={"loss": {"temperature": {"low": 0.0, "high": 1.0, "log": True}}}),
                  "log scale needs low > 0"),
     "bad_kl_choice": (_bad(search_space={"loss": {"kl_mode": {"type": "categorical", "choices": ["mean"]}}}),
-                      "kl_mode must be 'batchmean' or 'reference'"),
+                      "'mean' is not one of 'reference', 'full'"),
     "bad_student": (_bad(search_space={"student": {"type": "categorical", "choices": ["mlp", "gpt"]}}),
                     "unknown model 'gpt'"),
     "bad_sampler": (_bad(sampler={"name": "grid"}), "sampler.name must be tpe, random or nsga2"),

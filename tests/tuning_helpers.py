@@ -34,7 +34,7 @@ def tiny_spec(name: str | None = None, **extra) -> dict:
                  "train": {"epochs": 2, "max_batches": 4, "progress": False, "patience": 5},
                  "tracking": {"latency_repeats": 1}},
         "search_space": {"loss": {"alpha": {"type": "float", "low": 0.1, "high": 4.0, "log": True},
-                                  "kl_mode": {"type": "categorical", "choices": ["batchmean", "reference"]}},
+                                  "kl_mode": {"type": "categorical", "choices": ["reference", "full"]}},
                          "train": {"lr": {"type": "float", "low": 1e-3, "high": 3e-2, "log": True}}},
         "sampler": {"name": "random", "seed": 1},
         "pruner": {"name": "none"},

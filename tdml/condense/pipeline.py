@@ -19,9 +19,10 @@ from tdml.condense.config import CondenseRunConfig
 from tdml.condense.dataset import ARTIFACT_DIR, random_real_windows, save_synthetic, with_train_windows
 from tdml.condense.evaluation import build_eval_model, evaluate_windows, summarize, validation_score
 from tdml.condense.experts import get_experts
-from tdml.condense.methods import method_defaults, parse_method
+from tdml.condense.methods import parse_method
 from tdml.condense.report import write_report
-from tdml.config import coerce_dataclass, deep_merge, to_dict
+from tdml.config import to_dict
+from tdml.resolve import resolve_condense
 from tdml.data import load_data
 from tdml.data.forecast import ForecastData
 from tdml.errors import ConfigError
@@ -41,12 +42,7 @@ class CondenseSummary:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def condense_config(raw: dict[str, Any]) -> CondenseRunConfig:
-    """Typed config: the method's defaults (e.g. ddtime.freq=true) under explicit settings."""
-    method = raw.get("method", CondenseRunConfig.method)
-    if not isinstance(method, str):
-        raise ConfigError(f"method must be a string such as mtt+ddtime, got {method!r}")
-    return coerce_dataclass(CondenseRunConfig, deep_merge(method_defaults(method), raw), "condense")
+condense_config = resolve_condense  # the one resolver (tdml/resolve.py), under the name callers know
 
 
 def condense_in_run(cfg: CondenseRunConfig, callbacks=()) -> CondenseSummary:

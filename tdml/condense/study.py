@@ -18,6 +18,7 @@ from typing import Any
 from tdml.condense.config import DDTimeConfig, MatchConfig
 from tdml.condense.experts import get_experts
 from tdml.condense.pipeline import condense_config, condense_in_run
+from tdml.resolve import Layers, resolve_condense
 from tdml.config import deep_merge, set_dotted
 from tdml.data import load_data
 from tdml.pipelines import RunSummary
@@ -81,10 +82,11 @@ class CondenseKind(StudyKind):
         return raw
 
     def run(self, overrides: dict[str, Any], callbacks, final: bool):
-        raw = deep_merge(deep_merge(self._base(), overrides), {"tracking": {"final_split": "test" if final else "val"}})
-        if raw.get("experts_uri", "") == "new":
-            raw["experts_uri"] = ""  # one expert set per study, not per trial
-        cfg = condense_config(raw)
+        base = self._base()
+        mode = {"tracking": {"final_split": "test" if final else "val"}}
+        if base.get("experts_uri", "") == "new":
+            mode["experts_uri"] = ""  # one expert set per study, not per trial
+        cfg = resolve_condense(Layers(study_base=base, trial=overrides, run_mode=mode))
         s = condense_in_run(cfg, callbacks)
         # the tuning loop reads a pipelines.RunSummary (metrics, n_params = the first eval model's)
         return RunSummary(s.run_id, "condense", cfg.eval.models[0], s.metrics, int(s.metrics["n_params"]), 0.0,

@@ -136,8 +136,7 @@ def load_frame(cfg: DataConfig) -> tuple[str, pd.DataFrame, str, str | None, str
     if cfg.data_path:
         path = Path(cfg.data_path).expanduser()
         spec = CATALOG.get(cfg.dataset) if cfg.dataset in CATALOG else None
-        name = cfg.dataset if cfg.dataset != "synthetic" else path.stem.lower()
-        return name, read_csv(path), (spec.split if spec else "ratio"), str(path), sha256_of(path) if path.is_file() else None
+        return cfg.label, read_csv(path), (spec.split if spec else "ratio"), str(path), sha256_of(path) if path.is_file() else None
     if cfg.dataset == "synthetic":
         return "synthetic", check_frame(make_synthetic(), "synthetic"), "ratio", "tdml.data.synthetic", None
     if cfg.dataset not in CATALOG:

@@ -1,9 +1,20 @@
-"""The embedded default dataset: deterministic multichannel series with known periods.
+"""The embedded default dataset: deterministic multichannel series shaped like real ones.
 
-Hourly rows; each channel mixes daily (24), weekly (168) and a channel-specific shorter
-period, a slow trend, a shared latent driver and Gaussian noise, so both the multi-scale
-and the multi-period parts of TimeDistill have something to transfer. Same arguments,
-same data, on every machine.
+Hourly rows. What real multivariate data (load, weather, traffic) has and the series here
+reproduce, each as a separate ingredient:
+
+- several periods: daily (24) and weekly (168) cycles shared by all channels with their own
+  phases, plus a channel-specific shorter period;
+- cross-channel coupling: a persistent latent driver (AR(1), the "weather" behind a load)
+  reaches the channels with increasing delays, so one channel's past tells another's future
+  -- information a channel-independent model cannot use and a cross-variate teacher can;
+- regime shifts: a hidden state switching every few hundred rows changes the daily amplitude,
+  the level and the noise;
+- heteroscedastic, heavy-tailed noise: larger during the daily peak and in the noisy regime,
+  Student-t distributed, plus rare isolated spikes (sensor glitches, outages);
+- a slow trend.
+
+Same arguments, same data, on every machine.
 """
 
 from __future__ import annotations
@@ -12,24 +23,57 @@ import numpy as np
 import pandas as pd
 
 SHORT_PERIODS = (12, 8, 6, 48, 36, 16, 72, 4)
+SPIKE_RATE = 0.005  # isolated glitches per row and channel
+LAG_STEP = 8  # channel c sees the latent driver c * LAG_STEP rows late
+# regime: (daily amplitude factor, level shift, noise factor)
+REGIMES = ((1.0, 0.0, 1.0), (1.5, 0.6, 1.6), (0.6, -0.4, 0.8))
 
 
-def make_synthetic(n_rows: int = 4000, n_channels: int = 5, seed: int = 7) -> pd.DataFrame:
+def _regimes(n_rows: int, rng: np.random.Generator, mean_length: int = 300) -> np.ndarray:
+    """A hidden regime index per row, switching after geometric durations."""
+    out = np.empty(n_rows, dtype=int)
+    i, state = 0, 0
+    while i < n_rows:
+        length = int(rng.geometric(1 / mean_length))
+        out[i:i + length] = state
+        i += length
+        state = int(rng.choice([s for s in range(len(REGIMES)) if s != state]))
+    return out
+
+
+def _ar1(n_rows: int, rng: np.random.Generator, phi: float = 0.97) -> np.ndarray:
+    """Unit-variance AR(1) series: persistent, yet not predictable far ahead from itself."""
+    e = rng.standard_normal(n_rows) * np.sqrt(1 - phi**2)
+    g = np.empty(n_rows)
+    g[0] = rng.standard_normal()
+    for i in range(1, n_rows):
+        g[i] = phi * g[i - 1] + e[i]
+    return g
+
+
+def make_synthetic(n_rows: int = 8000, n_channels: int = 5, seed: int = 7) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
+    max_lag = LAG_STEP * (n_channels - 1)
     t = np.arange(n_rows, dtype=np.float64)
-    driver = np.sin(2 * np.pi * t / 24) + 0.5 * np.sin(2 * np.pi * t / 168)
+    regime = np.array(REGIMES)[_regimes(n_rows, rng)]  # [n_rows, 3]
+    driver = _ar1(n_rows + max_lag, rng)
+    day = np.sin(2 * np.pi * t / 24)
     cols = {}
     for c in range(n_channels):
         p = SHORT_PERIODS[c % len(SHORT_PERIODS)]
         phase = rng.uniform(0, 2 * np.pi, size=3)
         amp = rng.uniform(0.5, 1.5, size=3)
+        lagged = driver[max_lag - c * LAG_STEP: max_lag - c * LAG_STEP + n_rows]
+        noise_std = 0.15 * (1 + 0.6 * (day > 0.5)) * regime[:, 2]
         series = (
-            amp[0] * np.sin(2 * np.pi * t / 24 + phase[0])
+            regime[:, 0] * amp[0] * np.sin(2 * np.pi * t / 24 + phase[0])
             + amp[1] * np.sin(2 * np.pi * t / 168 + phase[1])
             + 0.6 * amp[2] * np.sin(2 * np.pi * t / p + phase[2])
-            + 0.3 * (c + 1) * driver
+            + rng.uniform(0.8, 1.2) * lagged
+            + regime[:, 1]
             + rng.uniform(-1, 1) * t / n_rows  # slow trend
-            + 0.25 * rng.standard_normal(n_rows)
+            + noise_std * rng.standard_t(3, n_rows) / np.sqrt(3)  # unit variance, heavy tails
+            + (rng.random(n_rows) < SPIKE_RATE) * rng.choice([-1, 1], n_rows) * rng.uniform(2, 5, n_rows)
         )
         cols[f"ch{c}"] = series
     cols["OT"] = cols.pop(f"ch{n_channels - 1}")

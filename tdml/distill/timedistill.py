@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from tdml.config import TimeDistillConfig
+from tdml.config import KLMode, TimeDistillConfig
 from tdml.distill.base import LOSSES, ModelOutput
 
 
@@ -39,10 +39,11 @@ def multi_scale_loss(s: torch.Tensor, t: torch.Tensor, scales: int, dim: int) ->
     return torch.stack(losses).mean()
 
 
-def amplitude(x: torch.Tensor, dim: int, eps: float = 1e-8) -> torch.Tensor:
+def amplitude(x: torch.Tensor, dim: int, eps: float = 1e-20) -> torch.Tensor:
     """|rFFT(x)| along ``dim`` with the DC bin dropped; frequency on the last axis.
 
-    sqrt(re^2 + im^2 + eps) instead of ``.abs()``: the gradient of |z| at z = 0 is NaN.
+    sqrt(re^2 + im^2 + eps) instead of ``.abs()``: the gradient of |z| at z = 0 is NaN. The
+    eps is far below float32 resolution of any non-zero amplitude, so values match ``abs``.
     """
     z = torch.fft.rfft(_time_last(x, dim), dim=-1)[..., 1:]
     return torch.sqrt(z.real.square() + z.imag.square() + eps)
@@ -53,25 +54,36 @@ def period_distribution(x: torch.Tensor, temperature: float, dim: int) -> torch.
     return torch.softmax(amplitude(x, dim) / temperature, dim=-1)
 
 
-def multi_period_loss(s: torch.Tensor, t: torch.Tensor, temperature: float, dim: int,
-                      kl_mode: str = "batchmean") -> torch.Tensor:
-    """KL(P(teacher) || P(student)).
+# The reference code's prediction-level term takes log(P_s + 1e-8) of the student's
+# softmax; its feature-level term (LingFengGold/TimeDistill, commit 08dedd3e) is in log
+# space (log_softmax on both sides). tdml reproduces both (tests/test_timedistill.py).
+PRED_LOG_EPS = 1e-8
+FEATURE_LOG_EPS = 0.0
 
-    ``batchmean``: the true KL of each (sample, channel) distribution, averaged over them.
-    ``reference``: ``F.kl_div(..., reduction='mean')`` as the reference code computes it,
-    i.e. the same sum divided by the number of frequency bins as well.
+
+def multi_period_loss(s: torch.Tensor, t: torch.Tensor, temperature: float, dim: int,
+                      kl_mode: KLMode = "reference", log_eps: float = PRED_LOG_EPS) -> torch.Tensor:
+    """KL(P(teacher) || P(student)) of the period distributions along ``dim``.
+
+    ``reference`` (default): the reference code's ``F.kl_div(log P_s, P_t, reduction='mean')``
+    with log P_s = log(P_s + ``log_eps``) (``log_eps`` 0: log_softmax) -- the elementwise mean,
+    i.e. the KL divided by the number of frequency bins F = floor(n / 2) (48 at H = 96, 256
+    on 512-wide features); the published alpha, beta were tuned for this scale.
+    ``full``: the full KL of each (sample, channel) distribution (log_softmax on both sides,
+    no epsilon), averaged over distributions = F x ``reference`` (up to the epsilon).
+
+    P_t log P_t is written with the teacher's log_softmax, so a teacher-side probability that
+    underflows to 0 (features: the regressor carries gradient) gives 0 * finite, not the NaN
+    gradient of xlogy at 0; the value is the same.
     """
     if s.shape[dim] < 2:  # a length-1 axis has no non-DC frequency
         return s.new_zeros(())
-    log_ps = torch.log_softmax(amplitude(s, dim) / temperature, dim=-1)
-    # The teacher side may carry gradient (the feature regressor); in log space a
-    # probability that underflows to 0 cannot turn its gradient into NaN.
+    zs = amplitude(s, dim) / temperature
     log_pt = torch.log_softmax(amplitude(t, dim) / temperature, dim=-1)
-    elementwise = F.kl_div(log_ps, log_pt, reduction="none", log_target=True)
-    if kl_mode == "reference":
-        # Spelled out: torch announces that reduction='mean' will become 'batchmean'.
-        return elementwise.mean()
-    return elementwise.sum(-1).mean()  # true KL per distribution, averaged
+    if kl_mode == "full":
+        return F.kl_div(torch.log_softmax(zs, dim=-1), log_pt, reduction="none", log_target=True).sum(-1).mean()
+    log_ps = torch.log(torch.softmax(zs, dim=-1) + log_eps) if log_eps else torch.log_softmax(zs, dim=-1)
+    return (log_pt.exp() * (log_pt - log_ps)).mean()
 
 
 class FeatureRegressor(nn.Module):
@@ -130,5 +142,5 @@ class TimeDistillLoss(nn.Module):
             hs = student.features[self.student_feature]
             ht = self.regressor(teacher.features[self.teacher_feature])
             terms["feat_scale"] = multi_scale_loss(hs, ht, c.scales, dim=-1)
-            terms["feat_period"] = multi_period_loss(hs, ht, c.temperature, -1, c.kl_mode)
+            terms["feat_period"] = multi_period_loss(hs, ht, c.temperature, -1, c.kl_mode, FEATURE_LOG_EPS)
         return terms
