@@ -39,7 +39,8 @@ DATA_OPTS = {"dataset": ("data.dataset", str), "data_path": ("data.data_path", s
              "batch_size": ("data.batch_size", _int)}
 TRAIN_OPTS = {"epochs": ("train.epochs", _int), "lr": ("train.lr", _float), "seed": ("train.seed", _int),
               "patience": ("train.patience", _int), "device": ("train.device", str)}
-TRACK_OPTS = {"alias": ("tracking.alias", str), "experiment": ("tracking.experiment", str)}
+TRACK_OPTS = {"alias": ("tracking.alias", str), "experiment": ("tracking.experiment", str),
+              "promote": ("tracking.promote", str)}
 LOSS_OPTS = {"alpha": ("loss.alpha", _float), "beta": ("loss.beta", _float),
              "temperature": ("loss.temperature", _float), "scales": ("loss.scales", _int),
              "kl_mode": ("loss.kl_mode", str)}

@@ -269,7 +269,10 @@ class TimeDistillConfig:
 @dataclass(frozen=True)
 class TrackingConfig:
     experiment: str = "tdml"
-    alias: str = "champion"
+    alias: str = "champion"  # moves to a new version only through tdml.promotion.gate
+    # if_better: only when better on validation than the holder (same data settings);
+    # always: force; never: register as @challenger only
+    promote: Literal["if_better", "always", "never"] = "if_better"
     register: bool = True
     diagnostics: bool = True
     latency_repeats: int = 20

@@ -22,7 +22,8 @@ from tdml.data import load_data
 from tdml.distill import LOSSES
 from tdml.errors import ConfigError, IncompatibleTeacherError, TdmlError
 from tdml.models import build_model
-from tdml.resolve import Layers, resolve_distill, resolve_teacher
+from tdml.promotion import gate
+from tdml.resolve import ENTRY_DEFAULTS, Layers, resolve_distill, resolve_teacher
 from tdml.tasks import TASKS
 from tdml.train import (Distillation, Supervised, cpu_latency_ms, evaluate, fit, predictions,
                         resolve_device, seed_everything)
@@ -77,7 +78,12 @@ def train_teacher_in_run(cfg: TeacherRunConfig, callbacks=()) -> RunSummary:
         raise TdmlError(f"model {cfg.model!r} is a {model.task} model but dataset {data.name!r} is "
                         f"a {data.task} dataset; pick a {data.task} model")
     n_params = model.n_parameters()
+    d = data.dims
+    window = f" L{d.seq_len}-H{d.pred_len}" if task.name == "forecast" else ""
+    tracking.name_run(f"teacher {cfg.model} {data.name}{window}", ("teacher", f"teacher-{cfg.model}"))
     tracking.log_params({"model_params": dataclasses.asdict(model.params)})
+    tracking.log_params({"model": cfg.model, **_headline(cfg, data)})
+    _log_inputs(data, cfg.tracking.final_split)
     tracking.log_params({f"data.{k}": v for k, v in data.describe().items()})
     tracking.log_metrics({"n_params": n_params})
     objective = Supervised(model, task)
@@ -92,7 +98,8 @@ def train_teacher_in_run(cfg: TeacherRunConfig, callbacks=()) -> RunSummary:
     if cfg.tracking.diagnostics and task.diagnose:
         metrics.update(_diagnose(task, data, split, cfg.data.batch_size, {"teacher": model}, 0.5, 3))
     name = task.registered_name(data.name, cfg.model, data.dims) if cfg.tracking.register else None
-    mv = tracking.log_model(model, _model_meta(data, cfg.data, task.name), name, cfg.tracking.alias)
+    mv = tracking.log_model(model, _model_meta(data, cfg.data, task.name), name)
+    _promote(mv, metrics, task, cfg.tracking)
     _log_wall(t0, mlflow_t0)
     summary = RunSummary(tracking.active_run_id(), "teacher", cfg.model, metrics, n_params, latency,
                          f"models:/{mv.name}/{mv.version}" if mv else None, mv.version if mv else None)
@@ -124,7 +131,7 @@ def distill_in_run(layers: Layers | dict[str, Any], callbacks=()) -> RunSummary:
     tracking.log_params({"config": to_dict(cfg)})
     _check_teacher(teacher, meta, data)
     student = build_model(cfg.student, data.dims, cfg.student_params)
-    tracking.set_tags({"mlflow.runName": f"student {cfg.student} <- {mv.name} v{mv.version} · {cfg.method}"})
+    tracking.name_run(f"student {cfg.student} ← {mv.name} v{mv.version} · {_method_label(cfg)}", ("student",))
     task = TASKS.get(student.task)
     if student.task != teacher.task:
         raise IncompatibleTeacherError(f"student {cfg.student!r} is a {student.task} model but the "
@@ -133,6 +140,10 @@ def distill_in_run(layers: Layers | dict[str, Any], callbacks=()) -> RunSummary:
     loss_cfg = coerce_dataclass(loss_cls.Config, dict(cfg.loss), f"loss ({cfg.method})")
     loss = loss_cls.from_models(loss_cfg, student, teacher)  # registered in tdml.distill
     tracking.log_params({"loss": dataclasses.asdict(loss_cfg), "student_params": dataclasses.asdict(student.params)})
+    # top level: what people compare across runs (table columns, parallel coordinates)
+    _log_inputs(data, cfg.tracking.final_split)
+    tracking.log_params({"method": cfg.method, "teacher": uri, "student": cfg.student, **_headline(cfg, data),
+                         **{k: v for k, v in dataclasses.asdict(loss_cfg).items() if k in HEADLINE_LOSS}})
     tracking.log_params({f"data.{k}": v for k, v in data.describe().items()})
     n_student, n_teacher = student.n_parameters(), teacher.n_parameters()
     tracking.log_metrics({"n_params": n_student, "teacher_n_params": n_teacher})
@@ -158,7 +169,8 @@ def distill_in_run(layers: Layers | dict[str, Any], callbacks=()) -> RunSummary:
                                  tau, getattr(loss_cfg, "scales", 3)))
     name = f"{mv.name}-student-{cfg.student}" if cfg.tracking.register else None
     smeta = {**_model_meta(data, cfg.data, task.name), "teacher": {"name": mv.name, "version": mv.version}}
-    smv = tracking.log_model(student, smeta, name, cfg.tracking.alias)
+    smv = tracking.log_model(student, smeta, name)
+    _promote(smv, metrics, task, cfg.tracking)
     if smv:
         tracking.set_tags({"tdml.registered_model": smv.name, "tdml.registered_version": smv.version})
     _log_wall(t0, mlflow_t0)
@@ -167,6 +179,35 @@ def distill_in_run(layers: Layers | dict[str, Any], callbacks=()) -> RunSummary:
                       extra={"teacher_latency_ms": lat_t, "teacher_n_params": n_teacher,
                              "teacher_final": teacher_test, "teacher_name": mv.name,
                              "fit": result, "loss_config": loss_cfg, "loss_name": cfg.method})
+
+
+def _log_inputs(data, final_split: str) -> None:
+    """train and val always; test only for a run that reads it (never inside a search)."""
+    splits = ("train", "val") + (("test",) if final_split == "test" else ())
+    tracking.log_inputs(data, splits, data.describe().get("source", data.name))
+
+
+HEADLINE_LOSS = ("alpha", "beta", "temperature", "scales", "kl_mode", "weight")
+
+
+def _headline(cfg, data) -> dict[str, Any]:
+    return {"dataset": data.name, "seq_len": data.dims.seq_len, "pred_len": data.dims.pred_len,
+            "seed": cfg.train.seed}
+
+
+def _method_label(cfg) -> str:
+    """e.g. 'timedistill α=2 β=2' -- the weights people compare, in the run name."""
+    shown = {"alpha": "α", "beta": "β", "weight": "λd"}
+    weights = " ".join(f"{sym}={cfg.loss[k]:g}" for k, sym in shown.items() if k in cfg.loss)
+    return f"{cfg.method} {weights}".strip()
+
+
+def _promote(mv, metrics: dict[str, float], task, track) -> None:
+    """@challenger for the new version; the run's alias only through the gate (on validation)."""
+    if mv is None or not track.alias:
+        return
+    key = f"best_val_{task.monitor}"
+    gate(mv.name, mv.version, metrics[key], key, task.mode, track.alias, track.promote)
 
 
 def _log_wall(t0: float, mlflow_t0: float) -> None:
@@ -245,7 +286,7 @@ def run_main_in_run(raw_teacher: dict, raw_student: dict) -> str:
     """Teacher -> registry -> the same student without and with distillation, both through
     the teacher's alias, as nested runs; logs and returns the comparison table."""
     with tracking.start_run("", "teacher", "teacher", nested=True):
-        tcfg = resolve_teacher(raw_teacher)
+        tcfg = resolve_teacher(Layers(entry=ENTRY_DEFAULTS["main"], explicit=raw_teacher))
         t = train_teacher_in_run(tcfg)
     name = t.registered.split("/")[1] if t.registered else None
     if name is None:

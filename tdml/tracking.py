@@ -15,6 +15,7 @@ import logging
 import os
 import re
 import tempfile
+import threading
 import time
 import traceback
 from contextlib import contextmanager
@@ -31,6 +32,7 @@ from tdml.errors import RegistryError, TdmlError
 
 log = logging.getLogger(__name__)
 _SECONDS = [0.0]
+_INPUT_LOCK = threading.Lock()
 
 ROLE_TAG = "tdml.role"  # 'teacher' | 'student' | 'pipeline' | 'study' | 'trial'
 ERROR_TAG = "tdml.error"
@@ -72,9 +74,9 @@ def start_run(experiment: str, run_name: str | None, role: str, tags: dict[str, 
         kwargs = {"parent_run_id": parent_run_id,
                   "experiment_id": MlflowClient().get_run(parent_run_id).info.experiment_id}
     elif not nested and not os.environ.get("MLFLOW_RUN_ID") and mlflow.active_run() is None:
-        mlflow.set_experiment(experiment)
+        _declare_kind(mlflow.set_experiment(experiment))
     run = mlflow.start_run(run_name=run_name, nested=nested or bool(parent_run_id) or mlflow.active_run() is not None,
-                           tags={ROLE_TAG: role, **(tags or {})}, **kwargs)
+                           tags={ROLE_TAG: role, **{k: str(v) for k, v in (tags or {}).items()}}, **kwargs)
     _SECONDS[0] += time.perf_counter() - t
     try:
         yield run
@@ -88,6 +90,19 @@ def start_run(experiment: str, run_name: str | None, role: str, tags: dict[str, 
         raise
     else:
         timed(mlflow.end_run)("FINISHED")
+
+
+EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}  # the UI opens on training runs
+
+
+def _declare_kind(exp) -> None:
+    """Tag the experiment as model training (MLflow 3 otherwise opens its GenAI overview)."""
+    if (exp.tags or {}).get("mlflow.experimentKind") != EXPERIMENT_KIND["mlflow.experimentKind"]:
+        try:
+            for k, v in EXPERIMENT_KIND.items():
+                MlflowClient().set_experiment_tag(exp.experiment_id, k, v)
+        except MlflowException as e:  # a UI hint: never worth failing a run (e.g. a locked SQLite file)
+            log.warning("could not tag experiment %s: %s", exp.experiment_id, e)
 
 
 @timed
@@ -149,6 +164,23 @@ def log_artifacts(directory: str | Path, artifact_path: str | None = None) -> No
 
 
 @timed
+def log_inputs(data, splits: tuple[str, ...], source: str) -> None:
+    """The splits a run uses as MLflow datasets (name, source, digest of the actual rows), so
+    the UI's Dataset column and "group by dataset" work."""
+    contexts = {"train": "training", "val": "validation", "test": "testing"}
+    for split in splits:
+        ds = mlflow.data.from_numpy(data.split_array(split), source=source, name=f"{data.name}-{split}")
+        # Two runs logging the same new dataset at once race on the store's unique key
+        # (trials with n_jobs > 1, workers): serialise threads, retry once across processes.
+        with _INPUT_LOCK:
+            try:
+                mlflow.log_input(ds, context=contexts.get(split, split))
+            except MlflowException:
+                time.sleep(0.2)
+                mlflow.log_input(ds, context=contexts.get(split, split))
+
+
+@timed
 def log_dict(data: dict, file_name: str) -> None:
     mlflow.log_dict(data, file_name)
 
@@ -156,6 +188,22 @@ def log_dict(data: dict, file_name: str) -> None:
 @timed
 def log_text(text: str, file_name: str) -> None:
     mlflow.log_text(text, file_name)
+
+
+@timed
+def name_run(name: str, generic: tuple[str, ...]) -> None:
+    """Give the active run a descriptive name once its config is resolved -- only if its caller
+    left it a generic one (the CLI's ``student``), so a caller's own name is kept."""
+    if mlflow.active_run().info.run_name in generic:
+        mlflow.set_tag("mlflow.runName", name)
+
+
+def run_url(run_id: str, experiment_id: str) -> str:
+    """Where a run opens in the MLflow UI: the tracking server itself, or `mlflow ui`'s default
+    address for a local store."""
+    uri = mlflow.get_tracking_uri()
+    base = uri.rstrip("/") if uri.startswith(("http://", "https://")) else "http://127.0.0.1:5000"
+    return f"{base}/#/experiments/{experiment_id}/runs/{run_id}"
 
 
 def active_run_id() -> str:
@@ -221,9 +269,10 @@ def load_model(uri: str, device: str = "cpu"):
 
 
 @timed
-def log_model(model, meta: dict[str, Any], registered_name: str | None, alias: str | None,
-              example=None) -> ModelVersion | None:
-    """Log the model bundle to the active run; register it and point ``alias`` at the new version."""
+def log_model(model, meta: dict[str, Any], registered_name: str | None, example=None) -> ModelVersion | None:
+    """Log the model bundle to the active run and register it as a new version (no alias moves:
+    ``tdml.promotion.gate`` decides that)."""
+    from tdml.promotion import DATA_TAG, data_settings
     from tdml.serving import save_bundle
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -235,14 +284,17 @@ def log_model(model, meta: dict[str, Any], registered_name: str | None, alias: s
         )
     if not registered_name:
         return None
-    tags = {"tdml.task": meta.get("task", ""), "tdml.run_id": active_run_id()}
+    tags = {"tdml.task": meta.get("task", ""), "tdml.run_id": active_run_id(),
+            DATA_TAG: data_settings(meta.get("data_config", {}))}
     teacher = meta.get("teacher") or {}
     if teacher:  # a student version names its teacher in the registry UI too
         tags.update({"tdml.teacher_name": teacher["name"], "tdml.teacher_version": str(teacher["version"])})
-    mv = mlflow.register_model(info.model_uri, registered_name, tags=tags)
-    if alias:
-        MlflowClient().set_registered_model_alias(registered_name, alias, mv.version)
-    return mv
+    return mlflow.register_model(info.model_uri, registered_name, tags=tags)
+
+
+@timed
+def model_version(name: str, version: str) -> ModelVersion:
+    return MlflowClient().get_model_version(name, version)
 
 
 def _requirements() -> list[str]:

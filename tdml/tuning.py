@@ -34,6 +34,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from tdml import pipelines, tracking
 from tdml.config import TrainConfig, coerce_dataclass, deep_merge, set_dotted, to_dict
 from tdml.errors import ConfigError, RegistryError, TdmlError
+from tdml.promotion import better, gate
 from tdml.registry import Registry
 from tdml.resolve import Layers, resolve_distill, resolve_teacher
 from tdml.studies import Distribution, StudySpec, load_spec
@@ -251,6 +252,8 @@ def create_or_load_study(spec: StudySpec, url: str | None = None) -> optuna.Stud
         raise ConfigError(f"study {spec.name!r} already exists in {redact(url)} with directions {have}, "
                           f"but the spec asks for {want}; rename the study or delete the old one")
     study.set_user_attr("objectives", [o.metric for o in spec.objectives])
+    with _experimental_ok():
+        study.set_metric_names([o.metric for o in spec.objectives])  # optuna-dashboard's axis labels
     return study
 
 
@@ -278,9 +281,10 @@ def make_objective(spec: StudySpec, kind: StudyKind, parent_run_id: str, store_d
         overrides = kind.search_space(trial)
         tags = {"tdml.study": spec.name, "tdml.trial_number": trial.number,
                 "tdml.retry_of": _retried_from(trial)}
-        with tracking.start_run("", f"trial-{trial.number}", "trial", tags, parent_run_id=parent_run_id,
+        with tracking.start_run("", f"trial {trial.number} · {spec.name}", "trial", tags, parent_run_id=parent_run_id,
                                 stopped_on=(optuna.TrialPruned,)) as run:
             trial.set_user_attr("mlflow_run_id", run.info.run_id)
+            trial.set_user_attr("mlflow_run_url", tracking.run_url(run.info.run_id, run.info.experiment_id))
             trial.set_user_attr("mlflow_parent_run_id", parent_run_id)
             summary = kind.run(overrides, [PruningReporter(trial, monitor)], final=False)
             values = [objective_value(summary, o.metric) for o in spec.objectives]
@@ -347,8 +351,11 @@ def tune(spec: StudySpec, n_trials: int | None = None, storage: str | None = Non
     store_dir.mkdir(parents=True, exist_ok=True)
     n = n_trials or spec.n_trials
     t0 = time.perf_counter()
-    tags = {"tdml.study": spec.name, "tdml.optuna_storage": redact(url), "tdml.optuna_study_id": study._study_id}
-    with tracking.start_run(spec.experiment, f"study-{spec.name}", "study", tags) as parent:
+    tags = {"tdml.study": spec.name, "tdml.optuna_storage": redact(url), "tdml.optuna_study_id": str(study._study_id),
+            "mlflow.note.content": f"Optuna study **{spec.name}** ({spec.kind}) in `{redact(url)}`; one child run "
+                                   f"per trial. Watch it with `optuna-dashboard '{redact(url)}' --artifact-dir "
+                                   f"{store_dir}`."}
+    with tracking.start_run(spec.experiment, f"study {spec.name}", "study", tags) as parent:
         tracking.log_params({"study": _spec_params(spec), "tune": {"n_trials": n, "n_jobs": n_jobs}})
         kind.prepare()
         objective = make_objective(spec, kind, parent.info.run_id, store_dir)
@@ -422,7 +429,7 @@ def _final_run(spec: StudySpec, kind: StudyKind, study: optuna.Study, parent_run
     """Re-run a best trial's config once, scored on test, registering a version (no alias)."""
     overrides = kind.search_space(FixedTrial(best["params"]))
     tags = {"tdml.study": spec.name, "tdml.trial_number": best["number"], "tdml.trial_run_id": best["mlflow_run_id"]}
-    with tracking.start_run("", f"final-trial-{best['number']}", "final", tags, parent_run_id=parent_run_id):
+    with tracking.start_run("", f"final · trial {best['number']} · {spec.name}", "final", tags, parent_run_id=parent_run_id):
         s = kind.run(overrides, [], final=True)
     if s.version is None:
         raise TdmlError("the final run registered no model; check tracking.register in the study base")
@@ -436,43 +443,19 @@ def _final_run(spec: StudySpec, kind: StudyKind, study: optuna.Study, parent_run
 
 
 def promote(spec: StudySpec, finals: list[dict[str, Any]]) -> dict[str, Any]:
-    """Move ``alias`` to the best final candidate only if it beats the current holder on validation."""
+    """Move ``alias`` to the best final candidate only if it beats the current holder on
+    validation: the same gate every registering run goes through (``tdml.promotion``)."""
     p = spec.promotion
     key = f"best_val_{p.metric}"
-    better = (lambda a, b: a < b) if p.mode == "min" else (lambda a, b: a > b)
     missing = [f["number"] for f in finals if key not in f["metrics"]]
     if missing:
         raise ConfigError(f"promotion.metric {p.metric!r}: the final runs logged no {key}; "
                           f"use a validation metric of the task (e.g. mse, mae)")
     cand = finals[0]
     for f in finals[1:]:
-        cand = f if better(f["metrics"][key], cand["metrics"][key]) else cand
-    name, new = cand["registered_name"], cand["metrics"][key]
-    current = tracking.current_alias_version(name, p.alias)
-    cur_value = tracking.run_metrics(current.run_id).get(key) if current and current.run_id else None
-    if current is None:
-        promoted, reason = True, f"{name} has no @{p.alias} yet"
-    elif cur_value is None:
-        promoted, reason = False, (f"current @{p.alias} (v{current.version}) has no {key} to compare; "
-                                   f"kept it - move the alias by hand if the candidate should win")
-    else:
-        promoted = better(new, cur_value)
-        reason = (f"candidate {key}={new:.6g} {'beats' if promoted else 'does not beat'} "
-                  f"@{p.alias} v{current.version} {key}={cur_value:.6g} ({p.mode})")
-    if promoted:
-        tracking.set_alias(name, p.alias, cand["version"])
-    decision = {"promoted": promoted, "reason": reason, "registered_name": name, "alias": p.alias,
-                "candidate_version": cand["version"], "candidate_trial": cand["number"], "metric": key,
-                "candidate_value": new, "champion_version": current.version if current else None,
-                "champion_value": cur_value}
-    tracking.set_version_tags(name, cand["version"], {"tdml.promotion": "promoted" if promoted else "rejected",
-                                                      "tdml.promotion_reason": reason})
-    tracking.set_tags({"tdml.promotion": "promoted" if promoted else "kept", "tdml.promotion_reason": reason})
-    tracking.log_metrics({"promotion_candidate_value": new, "promotion_promoted": float(promoted),
-                          **({"promotion_champion_value": cur_value} if cur_value is not None else {})})
-    tracking.log_dict(decision, "promotion.json")
-    log.info("promotion: %s", reason)
-    return decision
+        cand = f if better(f["metrics"][key], cand["metrics"][key], p.mode) else cand
+    d = gate(cand["registered_name"], cand["version"], cand["metrics"][key], key, p.mode, p.alias)
+    return {**dataclasses.asdict(d), "candidate_trial": cand["number"]}
 
 
 # ----------------------------------------------------------------------------- CLI

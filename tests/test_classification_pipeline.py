@@ -155,3 +155,14 @@ def test_memkd_unset_seed_resolves_to_the_torch_seed_in_force():
     assert not torch.equal(torch.randint(0, 10**6, (8,), generator=a.generator),
                            torch.randint(0, 10**6, (8,), generator=b.generator))
     assert MemKDLoss(MemKDConfig(seed=3)).cfg.seed == 3
+
+
+def test_teacher_alone_picks_the_classification_student_and_method(store):
+    """`distill --teacher <an LSTM classifier>` with no student or method named: the teacher's
+    task decides (lstm_student + memkd), not the forecasting defaults."""
+    assert main(["distill", "--teacher", URI, "--epochs", "1", "--set", "tracking.register=false", *QUICK]) == 0
+    run = _runs(store, "student", "FINISHED")[0]
+    p = run.data.params
+    assert (p["config.student"], p["config.method"]) == ("lstm_student", "memkd")
+    assert (p["student"], p["method"]) == ("lstm_student", "memkd")
+    assert p["config.train.lr"] == "0.1"  # the table's lstm_student row

@@ -35,6 +35,14 @@ def test_every_parameter_reaches_the_command_and_parses(entry):
         assert got is not None and str(got).rstrip("0").rstrip(".") == raw, (entry, name, got)
 
 
+def test_main_window_defaults_are_the_resolvers():
+    from tdml.resolve import ENTRY_DEFAULTS
+
+    params = yaml.safe_load((REPO / "MLproject").read_text())["entry_points"]["main"]["parameters"]
+    window = ENTRY_DEFAULTS["main"]["data"]
+    assert (params["seq_len"]["default"], params["pred_len"]["default"]) == (window["seq_len"], window["pred_len"])
+
+
 def test_mlflow_run_main_end_to_end(tmp_path):
     """The README's main job through `mlflow run`, shrunk by a config file."""
     cfg = tmp_path / "tiny.yaml"

@@ -51,6 +51,12 @@ def test_teacher_run_is_tracked_and_registered(store):
     assert len(store.get_metric_history(run.info.run_id, "val_mse")) == 1
     mv = store.get_model_version_by_alias(TEACHER, "champion")
     assert mv.run_id == run.info.run_id
+    # datasets as MLflow entities: one input per split used, with a digest of its rows
+    inputs = {i.dataset.name: i for i in run.inputs.dataset_inputs}
+    assert set(inputs) == {"synthetic-train", "synthetic-val", "synthetic-test"}
+    assert {i.tags[0].value for i in inputs.values()} == {"training", "validation", "testing"}
+    assert len({i.dataset.digest for i in inputs.values()}) == 3
+    assert run.info.run_name == "teacher itransformer synthetic L48-H12" and p["dataset"] == "synthetic"
 
 
 def test_registered_teacher_loads_without_pickle_and_reproduces_its_test_mse(store):

@@ -116,9 +116,17 @@ def test_parent_and_child_runs_link_both_ways(e2e):
         assert child.data.metrics["best_val_mse"] == pytest.approx(t.value, rel=1e-6)
         assert "test_mse" not in child.data.metrics  # the search never reads the test split
         assert t.user_attrs["mlflow_parent_run_id"] == parent.info.run_id
+        assert t.user_attrs["mlflow_run_url"].endswith(
+            f"/#/experiments/{child.info.experiment_id}/runs/{child.info.run_id}")
+        assert child.data.params["method"] == "timedistill" and "alpha" in child.data.params
+        assert {i.dataset.name for i in child.inputs.dataset_inputs} == {"synthetic-train", "synthetic-val"}
         arts = {a.path for a in client.list_artifacts(child.info.run_id, "diagnostics")}
         assert "diagnostics/top_periods.csv" in arts
     assert parent.data.tags["tdml.role"] == "study" and parent.info.status == "FINISHED"
+    assert study.metric_names == ["val_mse"]  # optuna-dashboard labels the objective
+    assert "optuna-dashboard" in parent.data.tags["mlflow.note.content"]
+    exp = client.get_experiment(parent.info.experiment_id)
+    assert exp.tags["mlflow.experimentKind"] == "custom_model_development"
 
 
 def test_parent_has_best_params_values_and_offline_plots(e2e):

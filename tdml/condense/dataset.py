@@ -59,6 +59,9 @@ class SyntheticForecastData(ForecastData):
     train_x: torch.Tensor = None
     train_y: torch.Tensor = None
 
+    def split_array(self, split: str):
+        return self.train_x.numpy() if split == "train" else super().split_array(split)
+
     def loader(self, split: str, batch_size: int, shuffle: bool = False, seed: int = 0):
         if split == "train":
             return WindowSetLoader(self.train_x, self.train_y, batch_size, shuffle, seed)

@@ -87,6 +87,10 @@ class ForecastData:
     def loader(self, split: str, batch_size: int, shuffle: bool = False, seed: int = 0) -> "WindowLoader":
         return WindowLoader(self.splits[split], self.seq_len, self.pred_len, batch_size, shuffle, seed)
 
+    def split_array(self, split: str) -> np.ndarray:
+        """The rows of a split (scaled), as logged with ``mlflow.log_input``."""
+        return self.splits[split].values.numpy()
+
     def meta(self) -> dict[str, object]:
         """What a registered model needs to know about its data (serving rescales with it)."""
         return {"dataset": self.name, "columns": self.columns, "freq": self.freq,

@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 SHORT_PERIODS = (12, 8, 6, 48, 36, 16, 72, 4)
+NOISE = 0.15  # base observation-noise scale (before the daily and regime factors)
 SPIKE_RATE = 0.005  # isolated glitches per row and channel
 LAG_STEP = 8  # channel c sees the latent driver c * LAG_STEP rows late
 # regime: (daily amplitude factor, level shift, noise factor)
@@ -51,7 +52,7 @@ def _ar1(n_rows: int, rng: np.random.Generator, phi: float = 0.97) -> np.ndarray
     return g
 
 
-def make_synthetic(n_rows: int = 8000, n_channels: int = 5, seed: int = 7) -> pd.DataFrame:
+def make_synthetic(n_rows: int = 8000, n_channels: int = 5, seed: int = 7, noise: float = NOISE) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
     max_lag = LAG_STEP * (n_channels - 1)
     t = np.arange(n_rows, dtype=np.float64)
@@ -64,7 +65,7 @@ def make_synthetic(n_rows: int = 8000, n_channels: int = 5, seed: int = 7) -> pd
         phase = rng.uniform(0, 2 * np.pi, size=3)
         amp = rng.uniform(0.5, 1.5, size=3)
         lagged = driver[max_lag - c * LAG_STEP: max_lag - c * LAG_STEP + n_rows]
-        noise_std = 0.15 * (1 + 0.6 * (day > 0.5)) * regime[:, 2]
+        noise_std = noise * (1 + 0.6 * (day > 0.5)) * regime[:, 2]
         series = (
             regime[:, 0] * amp[0] * np.sin(2 * np.pi * t / 24 + phase[0])
             + amp[1] * np.sin(2 * np.pi * t / 168 + phase[1])

@@ -308,6 +308,10 @@ class ClassificationData:
     def loader(self, split: str, batch_size: int, shuffle: bool = False, seed: int = 0) -> "SampleLoader":
         return SampleLoader(self.splits[split], batch_size, shuffle, seed)
 
+    def split_array(self, split: str):
+        """The series of a split [N, L, C], as logged with ``mlflow.log_input``."""
+        return self.splits[split].x.numpy()
+
     def meta(self) -> dict[str, object]:
         """What a registered classifier needs to know about its data."""
         return {"dataset": self.name, "classes": self.classes}
