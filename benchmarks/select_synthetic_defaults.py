@@ -46,8 +46,8 @@ def main() -> None:
     students: dict[str, list[float]] = {}
     for seed in args.seeds:
         uris = {}
-        for lr in args.teacher_lrs:
-            alias = f"select-s{seed}-lr{lr:g}"
+        for i, lr in enumerate(args.teacher_lrs):
+            alias = f"select-s{seed}-lr{i}"
             with tracking.start_run(args.experiment, f"teacher lr={lr:g} seed {seed}", "teacher"):
                 t = train_teacher_in_run(resolve_teacher(Layers(
                     entry=ENTRY_DEFAULTS["main"], explicit={"train": {"seed": seed, "lr": lr, "progress": False},

@@ -247,6 +247,8 @@ class TrainConfig:
 # 'full': the full KL per (sample, channel) distribution = bins x 'reference'
 # (tdml.distill.timedistill.multi_period_loss).
 KLMode = Literal["reference", "full"]
+# where a distill run keeps its frozen teacher's outputs (tdml.teacher_cache)
+TeacherCacheMode = Literal["disk", "memory", "recompute"]
 
 
 @dataclass
@@ -276,9 +278,19 @@ class TrackingConfig:
     register: bool = True
     diagnostics: bool = True
     latency_repeats: int = 20
+    remeasure_teacher_latency: bool = False  # distill: else the teacher run's logged latency
     # 'test' for a final run; 'val' inside a search, where the test split must stay unread
     # (metrics and diagnostics are then computed on validation and named val_*).
     final_split: Literal["test", "val"] = "test"
+
+    def validate(self):
+        # MLflow's alias rules, checked before training rather than after registering
+        import re
+
+        require(not self.alias or (re.fullmatch(r"[A-Za-z0-9_-]+", self.alias) is not None
+                                   and re.fullmatch(r"[vV]\d+", self.alias) is None and self.alias.lower() != "latest"),
+                f"alias {self.alias!r} is not a valid MLflow alias: use letters, digits, '_' and '-' "
+                f"(not 'latest' or v<number>), e.g. champion")
 
 
 @dataclass(frozen=True)
@@ -299,6 +311,11 @@ class DistillRunConfig:
     method: str = "timedistill"  # a key of tdml.distill.base.LOSSES
     loss: dict = field(default_factory=dict)  # that loss's Config fields (e.g. TimeDistillConfig)
     target_weight: float = 1.0  # weight of the ground-truth loss
+    # the frozen teacher's train-split outputs: computed once and shared through
+    # $TDML_CACHE_DIR (disk), once per run (memory), or every step (recompute, the default:
+    # the published numbers were measured so; cached outputs equal recomputed ones only to
+    # float32 rounding, which lr-0.01 training can amplify -- see docs/results.md)
+    teacher_cache: TeacherCacheMode = "recompute"
     train: TrainConfig = field(default_factory=lambda: TrainConfig(lr=0.01, lr_schedule="type1", patience=5))
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
 

@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import torch
 
 from tdml import tracking
@@ -25,6 +26,7 @@ from tdml.models import build_model
 from tdml.promotion import gate
 from tdml.resolve import ENTRY_DEFAULTS, Layers, resolve_distill, resolve_teacher
 from tdml.tasks import TASKS
+from tdml.teacher_cache import teacher_outputs
 from tdml.train import (Distillation, Supervised, cpu_latency_ms, evaluate, fit, predictions,
                         resolve_device, seed_everything)
 
@@ -94,11 +96,12 @@ def train_teacher_in_run(cfg: TeacherRunConfig, callbacks=()) -> RunSummary:
                **{f"best_val_{k}": v for k, v in result.best_val.items()},
                "best_epoch": result.best_epoch, "epochs_run": result.epochs_run,
                "train_seconds": result.seconds, "cpu_latency_ms_b32": latency}
-    tracking.log_metrics(metrics)
+    final = {f"{split}_{k}": v for k, v in test.items()}
+    tracking.log_metrics({k: v for k, v in metrics.items() if k not in final})
     if cfg.tracking.diagnostics and task.diagnose:
         metrics.update(_diagnose(task, data, split, cfg.data.batch_size, {"teacher": model}, 0.5, 3))
     name = task.registered_name(data.name, cfg.model, data.dims) if cfg.tracking.register else None
-    mv = tracking.log_model(model, _model_meta(data, cfg.data, task.name), name)
+    mv = tracking.log_model(model, _model_meta(data, cfg.data, task.name), name, _serving_example(model, data), final)
     _promote(mv, metrics, task, cfg.tracking)
     _log_wall(t0, mlflow_t0)
     summary = RunSummary(tracking.active_run_id(), "teacher", cfg.model, metrics, n_params, latency,
@@ -147,14 +150,22 @@ def distill_in_run(layers: Layers | dict[str, Any], callbacks=()) -> RunSummary:
     tracking.log_params({f"data.{k}": v for k, v in data.describe().items()})
     n_student, n_teacher = student.n_parameters(), teacher.n_parameters()
     tracking.log_metrics({"n_params": n_student, "teacher_n_params": n_teacher})
-    objective = Distillation(student, teacher, loss, loss.weights(), task, cfg.target_weight)
+    cached = None
+    if any(w != 0 for w in loss.weights().values()):
+        t_cache = time.perf_counter()
+        cached = teacher_outputs(teacher, f"{mv.name}/{mv.version}/{mv.run_id}", data, "train",
+                                 loss.teacher_features(), cfg.data.batch_size, resolve_device(cfg.train.device),
+                                 cfg.teacher_cache)
+        tracking.set_tags({"tdml.teacher_cache": f"{cfg.teacher_cache}: {cached.source}" if cached else "recompute"})
+        tracking.log_metrics({"teacher_cache_seconds": time.perf_counter() - t_cache})
+    objective = Distillation(student, teacher, loss, loss.weights(), task, cfg.target_weight, cached)
     split = cfg.tracking.final_split
     result, test = _fit_and_test(objective, data, cfg.data.batch_size, cfg.train, callbacks, split)
     teacher_test, _ = evaluate(Supervised(teacher, task), data.loader(split, cfg.data.batch_size),
                                resolve_device(cfg.train.device))
     example = _example_batch(data)
     lat_s = cpu_latency_ms(student, example, repeats=cfg.tracking.latency_repeats)
-    lat_t = cpu_latency_ms(teacher, example, repeats=cfg.tracking.latency_repeats)
+    lat_t = _teacher_latency(teacher, mv, example, cfg.tracking)
     metrics = {**{f"{split}_{k}": v for k, v in test.items()},
                **{f"teacher_{split}_{k}": v for k, v in teacher_test.items()},
                **{f"best_val_{k}": v for k, v in result.best_val.items()},
@@ -162,14 +173,15 @@ def distill_in_run(layers: Layers | dict[str, Any], callbacks=()) -> RunSummary:
                "train_seconds": result.seconds, "cpu_latency_ms_b32": lat_s,
                "teacher_cpu_latency_ms_b32": lat_t, "param_ratio": n_teacher / max(n_student, 1),
                "speedup": lat_t / max(lat_s, 1e-9)}
-    tracking.log_metrics(metrics)
+    final = {f"{split}_{k}": v for k, v in test.items()}
+    tracking.log_metrics({k: v for k, v in metrics.items() if k not in final})
     if cfg.tracking.diagnostics and task.diagnose:
         tau = getattr(loss_cfg, "temperature", 0.5)
         metrics.update(_diagnose(task, data, split, cfg.data.batch_size, {"teacher": teacher, "student": student},
                                  tau, getattr(loss_cfg, "scales", 3)))
     name = f"{mv.name}-student-{cfg.student}" if cfg.tracking.register else None
     smeta = {**_model_meta(data, cfg.data, task.name), "teacher": {"name": mv.name, "version": mv.version}}
-    smv = tracking.log_model(student, smeta, name)
+    smv = tracking.log_model(student, smeta, name, _serving_example(student, data), final)
     _promote(smv, metrics, task, cfg.tracking)
     if smv:
         tracking.set_tags({"tdml.registered_model": smv.name, "tdml.registered_version": smv.version})
@@ -193,6 +205,27 @@ HEADLINE_LOSS = ("alpha", "beta", "temperature", "scales", "kl_mode", "weight")
 def _headline(cfg, data) -> dict[str, Any]:
     return {"dataset": data.name, "seq_len": data.dims.seq_len, "pred_len": data.dims.pred_len,
             "seed": cfg.train.seed}
+
+
+def _serving_example(model, data):
+    """One raw (unscaled) window [1, L, C] as the logged model's input example, from which MLflow
+    infers its signature; None for a calendar-feature model (it is served from dated frames)."""
+    if model.reads_marks():
+        return None
+    x = _example_batch(data, 1)["x"].numpy()
+    scaler = data.meta().get("scaler") or {}
+    return x * np.asarray(scaler.get("std", 1.0), np.float32) + np.asarray(scaler.get("mean", 0.0), np.float32)
+
+
+def _teacher_latency(teacher, mv, example, track) -> float:
+    """The teacher's CPU latency as its own run logged it (same window shape and batch: the
+    teacher fits the data), re-measured only if asked or missing -- minutes for heavy teachers."""
+    logged = tracking.run_metrics(mv.run_id).get("cpu_latency_ms_b32") if mv.run_id else None
+    if logged is not None and not track.remeasure_teacher_latency:
+        tracking.set_tags({"tdml.teacher_latency_source": f"teacher run {mv.run_id}"})
+        return float(logged)
+    tracking.set_tags({"tdml.teacher_latency_source": "measured"})
+    return cpu_latency_ms(teacher, example, repeats=track.latency_repeats)
 
 
 def _method_label(cfg) -> str:

@@ -22,7 +22,18 @@ import numpy as np
 import pandas as pd
 import torch
 
+from mlflow.exceptions import MlflowException
+from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
+
 CONFIG_FILE = "config.json"
+
+
+class ServingInputError(MlflowException, ValueError):
+    """Bad input to a served model: MLflow's scoring server answers 400 with this message
+    (a plain exception becomes a generic "unexpected error")."""
+
+    def __init__(self, message: str):
+        super().__init__(message, error_code=INVALID_PARAMETER_VALUE)
 WEIGHTS_FILE = "weights.safetensors"
 
 
@@ -59,6 +70,7 @@ class _Predictor:
 
     def predict(self, model_input, params=None):
         x, marks = self._inputs(model_input)  # marks: [] or [x_mark, y_mark]
+        self._check(x)
         single = x.ndim == 2
         if single:
             x, marks = x[None], [m[None] for m in marks]
@@ -68,6 +80,18 @@ class _Predictor:
         y = y * self.std + self.mean if y.ndim == 3 else y
         return y[0] if single else y
 
+    def _check(self, x: np.ndarray) -> None:
+        """Shape and values of a raw window, with what was expected, before the model sees it."""
+        dims = self.model.dims
+        expected = f"[B, {dims.seq_len}, {dims.n_channels}] (or one window [{dims.seq_len}, {dims.n_channels}])"
+        if x.ndim not in (2, 3) or tuple(x.shape[-2:]) != (dims.seq_len, dims.n_channels):
+            raise ServingInputError(f"input has shape {list(x.shape)}; this model expects raw lookback windows "
+                                    f"{expected}: L = seq_len = {dims.seq_len} rows of C = {dims.n_channels} "
+                                    f"channels {self.meta.get('columns') or ''}".rstrip())
+        if not np.isfinite(x).all():
+            raise ServingInputError(f"input has {int((~np.isfinite(x)).sum())} NaN or infinite value(s); "
+                                    f"fill them before forecasting (expected finite windows {expected})")
+
     def _inputs(self, model_input) -> tuple[np.ndarray, list[np.ndarray]]:
         """Values [.., L, C] and, when the input has a ``date`` column, the window's marks."""
         reads_marks = self.model.reads_marks()
@@ -75,11 +99,14 @@ class _Predictor:
             return self._dated_window(model_input) if reads_marks else (
                 model_input.drop(columns="date").to_numpy(np.float32), [])
         if reads_marks:
-            raise ValueError(
+            raise ServingInputError(
                 f"this model reads calendar features (it was trained on data with a 'date' column, "
                 f"frequency {self.meta.get('freq')!r}); pass the lookback as a DataFrame with a 'date' "
                 f"column and the columns {self.meta.get('columns')}, not a bare array")
-        return np.asarray(model_input, dtype=np.float32), []
+        try:
+            return np.asarray(model_input, dtype=np.float32), []
+        except (ValueError, TypeError) as e:
+            raise ServingInputError(f"input is not numeric windows ({e})") from None
 
     def _dated_window(self, df: pd.DataFrame) -> tuple[np.ndarray, list[np.ndarray]]:
         from tdml.data.timefeatures import time_features
@@ -87,14 +114,14 @@ class _Predictor:
         dims, columns, freq = self.model.dims, self.meta.get("columns") or [], self.meta.get("freq")
         missing = [c for c in columns if c not in df.columns]
         if missing:
-            raise ValueError(f"input lacks the training columns {missing}; expected 'date' + {columns}")
+            raise ServingInputError(f"input lacks the training columns {missing}; expected 'date' + {columns}")
         if len(df) < dims.seq_len:
-            raise ValueError(f"input has {len(df)} rows; this model needs the last {dims.seq_len} (seq_len)")
+            raise ServingInputError(f"input has {len(df)} rows; this model needs the last {dims.seq_len} (seq_len)")
         df = df.iloc[len(df) - dims.seq_len:]
         try:
             dates = pd.DatetimeIndex(pd.to_datetime(df["date"]))
         except (ValueError, TypeError) as e:
-            raise ValueError(f"the 'date' column has values that are not dates ({e})") from None
+            raise ServingInputError(f"the 'date' column has values that are not dates ({e})") from None
         future = pd.date_range(dates[-1], periods=dims.pred_len + 1, freq=freq)[1:]
         return df[columns].to_numpy(np.float32), [time_features(dates, freq), time_features(future, freq)]
 

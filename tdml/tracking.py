@@ -18,6 +18,7 @@ import tempfile
 import threading
 import time
 import traceback
+import warnings
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
@@ -169,7 +170,9 @@ def log_inputs(data, splits: tuple[str, ...], source: str) -> None:
     the UI's Dataset column and "group by dataset" work."""
     contexts = {"train": "training", "val": "validation", "test": "testing"}
     for split in splits:
-        ds = mlflow.data.from_numpy(data.split_array(split), source=source, name=f"{data.name}-{split}")
+        with warnings.catch_warnings():  # MLflow registers two local-source classes; both fit
+            warnings.filterwarnings("ignore", "The specified dataset source can be interpreted")
+            ds = mlflow.data.from_numpy(data.split_array(split), source=source, name=f"{data.name}-{split}")
         # Two runs logging the same new dataset at once race on the store's unique key
         # (trials with n_jobs > 1, workers): serialise threads, retry once across processes.
         with _INPUT_LOCK:
@@ -269,12 +272,17 @@ def load_model(uri: str, device: str = "cpu"):
 
 
 @timed
-def log_model(model, meta: dict[str, Any], registered_name: str | None, example=None) -> ModelVersion | None:
-    """Log the model bundle to the active run and register it as a new version (no alias moves:
-    ``tdml.promotion.gate`` decides that)."""
+def log_model(model, meta: dict[str, Any], registered_name: str | None, example=None,
+              metrics: dict[str, float] | None = None) -> ModelVersion | None:
+    """Log the model bundle to the active run (with ``example`` as input example, whence its
+    signature), log ``metrics`` linked to it (the Models tab and the version page show them) and
+    register it as a new version (no alias moves: ``tdml.promotion.gate`` decides that)."""
     from tdml.promotion import DATA_TAG, data_settings
     from tdml.serving import save_bundle
 
+    # No signature on purpose: MLflow enforces a tensor signature's rank before the model runs,
+    # which would refuse the single-window [L, C] form tdml serves; tdml.serving checks the shape
+    # itself and answers with the expected [B, L, C]. The input example documents the format.
     with tempfile.TemporaryDirectory() as tmp:
         bundle = save_bundle(model, meta, Path(tmp) / "tdml_model")
         info = mlflow.pyfunc.log_model(
@@ -282,6 +290,8 @@ def log_model(model, meta: dict[str, Any], registered_name: str | None, example=
             pip_requirements=_requirements(), metadata={"tdml": _json_safe(meta)},
             input_example=example,
         )
+    if metrics:
+        mlflow.log_metrics({k: float(v) for k, v in metrics.items()}, model_id=info.model_id)
     if not registered_name:
         return None
     tags = {"tdml.task": meta.get("task", ""), "tdml.run_id": active_run_id(),

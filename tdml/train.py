@@ -21,6 +21,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from tdml.config import TrainConfig
+from tdml.data.batching import INDEX
 from tdml.distill.base import ModelOutput, run_model, weighted_sum
 from tdml.tasks import MetricAccumulator, Task
 
@@ -77,11 +78,15 @@ class Distillation(Objective):
 
     The teacher is frozen and always in eval mode; its forward runs without autograd.
     The loss module's own parameters (e.g. TimeDistill's regressor) train with the student.
+    With ``cached`` (``tdml.teacher_cache``: the train split's teacher outputs, computed once)
+    a training batch's teacher outputs are looked up by window index instead of recomputed;
+    ``terms`` is only ever called on training batches (``fit``).
     """
 
     def __init__(self, student: nn.Module, teacher: nn.Module, loss: nn.Module,
-                 weights: dict[str, float], task: Task, target_weight: float = 1.0):
+                 weights: dict[str, float], task: Task, target_weight: float = 1.0, cached=None):
         super().__init__()
+        self.cached = cached
         self.student, self.loss, self.task = student, loss, task
         self.weights, self.target_weight = dict(weights), target_weight
         teacher.requires_grad_(False)
@@ -101,8 +106,11 @@ class Distillation(Objective):
         s = run_model(self.student, batch)
         out = {"gt": self.task.target_loss(s.pred, batch["y"])}
         if self._needs_teacher:
-            with torch.no_grad():
-                t = run_model(self._teacher, batch)
+            if self.cached is not None and INDEX in batch and self.training:
+                t = self.cached.lookup(batch[INDEX], batch["x"].device)
+            else:
+                with torch.no_grad():
+                    t = run_model(self._teacher, batch)
             out.update(self.loss(s, t, batch["y"]))
         out["loss"] = weighted_sum(out, {**self.weights, "gt": self.target_weight})
         return out

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -100,3 +101,5 @@ def tiny_distill_args(teacher: str, **extra) -> list[str]:
 
 
 os.environ.setdefault("TQDM_DISABLE", "1")
+# teacher-output cache entries of this test session stay out of ~/.cache
+os.environ.setdefault("TDML_CACHE_DIR", tempfile.mkdtemp(prefix="tdml-test-cache-"))

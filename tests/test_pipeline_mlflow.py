@@ -4,6 +4,7 @@ bad input ending as FAILED runs that leave the registry untouched."""
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -171,6 +172,7 @@ BAD = {
     "temperature": (lambda tp: tiny_distill_args(URI, temperature=0), "temperature must be > 0"),
     "beta": (lambda tp: tiny_distill_args(URI, beta=-0.5), "beta must be >= 0"),
     "kl_mode": (lambda tp: tiny_distill_args(URI, kl_mode="mean"), "kl_mode: 'mean' is not one of 'reference', 'full'"),
+    "alias": (lambda tp: tiny_teacher_args(alias="best.v2"), "alias 'best.v2' is not a valid MLflow alias"),
     "method": (lambda tp: tiny_distill_args(URI, method="magic"), "unknown distillation loss 'magic'.*timedistill"),
     "epochs": (lambda tp: tiny_teacher_args(epochs=0), "epochs must be >= 1"),
 }
@@ -189,3 +191,78 @@ def test_bad_input_fails_the_run_and_touches_nothing(store, tmp_path, capsys, ca
     assert len(failed) == n_failed + 1
     assert re.search(message, failed[0].data.tags["tdml.error"])
     assert _registry_snapshot(store) == before
+
+
+def test_teacher_latency_is_read_from_its_run_not_remeasured(store):
+    student = next(r for r in _runs(store, "student") if r.info.status == "FINISHED")
+    teacher = store.get_run(student.data.tags["tdml.teacher_run_id"])
+    assert student.data.tags["tdml.teacher_latency_source"] == f"teacher run {teacher.info.run_id}"
+    assert student.data.metrics["teacher_cpu_latency_ms_b32"] == teacher.data.metrics["cpu_latency_ms_b32"]
+
+
+def test_served_model_answers_bad_windows_with_400_naming_the_shape(store):
+    """Through `mlflow models serve` over HTTP: a wrong window length, a wrong channel count
+    and a NaN get a 400 whose message says what was expected; a good window is forecast."""
+    import json as _json
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.error
+    import urllib.request
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {**__import__("os").environ, "MLFLOW_TRACKING_URI": tracking.tracking_uri()}
+    proc = subprocess.Popen([sys.executable, "-m", "mlflow", "models", "serve", "-m",
+                             f"models:/{TEACHER}-student-mlp@champion", "--env-manager", "local",
+                             "-h", "127.0.0.1", "-p", str(port)], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+
+    def post(inputs):
+        req = urllib.request.Request(f"{url}/invocations", data=_json.dumps({"inputs": inputs}).encode(),
+                                     headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(req, timeout=30) as r:
+                return r.status, _json.loads(r.read())
+        except urllib.error.HTTPError as e:
+            return e.code, _json.loads(e.read())
+
+    try:
+        for _ in range(120):
+            try:
+                urllib.request.urlopen(f"{url}/ping", timeout=2)
+                break
+            except OSError:
+                time.sleep(0.5)
+        else:
+            pytest.fail("mlflow models serve did not start")
+        good = np.zeros((2, 48, 5)).tolist()
+        code, body = post(good)
+        assert code == 200 and np.asarray(body["predictions"]).shape == (2, 12, 5)
+        code, body = post(np.zeros((2, 40, 5)).tolist())
+        assert code == 400 and "expects raw lookback windows [B, 48, 5]" in body["message"], body
+        code, body = post(np.zeros((1, 48, 3)).tolist())
+        assert code == 400 and "shape [1, 48, 3]" in body["message"], body
+        bad = np.zeros((1, 48, 5))
+        bad[0, 3, 1] = np.nan
+        code, body = post(bad.tolist())
+        assert code == 400 and "1 NaN or infinite value" in body["message"], body
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def test_logged_student_has_an_input_example_and_linked_test_metrics(store):
+    student_uri = f"models:/{TEACHER}-student-mlp@champion"
+    info = mlflow.models.get_model_info(student_uri)
+    local = Path(mlflow.artifacts.download_artifacts(artifact_uri=student_uri))
+    example = json.loads((local / "input_example.json").read_text())
+    assert np.asarray(example).shape == (1, 48, 5)  # one raw window
+    logged = mlflow.get_logged_model(info.model_id)
+    linked = {m.key: m.value for m in logged.metrics or []}
+    run = store.get_run(logged.source_run_id)
+    assert linked["test_mse"] == pytest.approx(run.data.metrics["test_mse"])
+    assert len(store.get_metric_history(run.info.run_id, "test_mse")) == 1  # logged once, linked

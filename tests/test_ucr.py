@@ -236,7 +236,7 @@ def test_loader_batches_shuffle_and_last_batch(tmp_path):
     assert len(loader) == 3
     epoch1 = list(loader)
     assert [b["x"].shape[0] for b in epoch1] == [4, 4, 2]
-    assert set(epoch1[0]) == {"x", "y"} and epoch1[0]["y"].dtype == torch.int64
+    assert set(epoch1[0]) == {"x", "y", "index"} and epoch1[0]["y"].dtype == torch.int64
     epoch2 = list(loader)
     ys1 = torch.cat([b["y"] for b in epoch1])
     xs1 = torch.cat([b["x"] for b in epoch1])

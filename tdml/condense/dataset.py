@@ -20,6 +20,7 @@ import torch
 
 from tdml import tracking
 from tdml.config import DataConfig
+from tdml.data.batching import INDEX, EpochOrder
 from tdml.data.forecast import ForecastData, Split, load_forecast_data
 from tdml.errors import DataError
 
@@ -32,23 +33,15 @@ class WindowSetLoader:
 
     def __init__(self, x: torch.Tensor, y: torch.Tensor, batch_size: int, shuffle: bool = False, seed: int = 0):
         self.x, self.y = x, y
-        self.batch_size, self.shuffle, self.seed = batch_size, shuffle, seed
         self.n_windows = x.shape[0]
-        self._epoch = 0
+        self.order = EpochOrder(self.n_windows, batch_size, shuffle, seed)
 
     def __len__(self) -> int:
-        return -(-self.n_windows // self.batch_size)
+        return len(self.order)
 
     def __iter__(self):
-        if self.shuffle:
-            order = torch.randperm(self.n_windows, generator=torch.Generator().manual_seed(
-                self.seed * 100_003 + self._epoch))
-        else:
-            order = torch.arange(self.n_windows)
-        self._epoch += 1
-        for i in range(0, self.n_windows, self.batch_size):
-            idx = order[i:i + self.batch_size]
-            yield {"x": self.x[idx], "y": self.y[idx]}
+        for idx in self.order:
+            yield {"x": self.x[idx], "y": self.y[idx], INDEX: idx}
 
 
 @dataclasses.dataclass

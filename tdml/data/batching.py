@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import torch
 
+# Batch key of every loader: the position of each window (or sample) in its split, so a
+# frozen teacher's outputs computed once can be looked up per step (tdml.teacher_cache).
+INDEX = "index"
+
 
 class EpochOrder:
     """Yields index batches; with ``shuffle`` the permutation of epoch e depends only on

@@ -10,7 +10,7 @@ import pandas as pd
 import torch
 
 from tdml.config import DataConfig
-from tdml.data.batching import EpochOrder
+from tdml.data.batching import INDEX, EpochOrder
 from tdml.data.catalog import CATALOG
 from tdml.data.download import resolve, sha256_of
 from tdml.data.splits import SPLITS
@@ -129,7 +129,7 @@ class WindowLoader:
         for idx in self.order:
             start = idx[:, None]
             xi, yi = start + self._x_off, start + self._y_off
-            batch = {"x": v[xi], "y": v[yi]}
+            batch = {"x": v[xi], "y": v[yi], INDEX: idx}
             if m is not None:
                 batch["x_mark"], batch["y_mark"] = m[xi], m[yi]
             yield batch

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from tdml.data.batching import EpochOrder
+from tdml.data.batching import INDEX, EpochOrder
 from tdml.data.download import data_dir
 from tdml.errors import DataError
 from tdml.models.base import Dims
@@ -339,7 +339,7 @@ class SampleLoader:
 
     def __iter__(self):
         for idx in self.order:
-            yield {"x": self.split.x[idx], "y": self.split.y[idx]}
+            yield {"x": self.split.x[idx], "y": self.split.y[idx], INDEX: idx}
 
 
 def is_ucr(dataset: str) -> bool:

@@ -52,6 +52,10 @@ class DistillLoss(nn.Module):
         dt = teacher.feature_shapes()[teacher.distill_feature][-1]
         return cls(cfg, student.distill_feature, teacher.distill_feature, ds, dt)
 
+    def teacher_features(self) -> tuple[str, ...]:
+        """The teacher ``features()`` entries the terms read (what a teacher cache keeps)."""
+        return (self.teacher_feature,)
+
     def term_weights(self) -> dict[str, float]:
         """Relative weight of each sub-term (before λd)."""
         raise NotImplementedError

@@ -24,6 +24,9 @@ class NoDistill(nn.Module):
     def from_models(cls, cfg, student, teacher) -> "NoDistill":
         return cls()
 
+    def teacher_features(self) -> tuple[str, ...]:
+        return ()
+
     def weights(self) -> dict[str, float]:
         return {}
 

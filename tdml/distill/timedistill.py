@@ -128,6 +128,10 @@ class TimeDistillLoss(nn.Module):
                 f"set beta=0 to distil predictions only")
         return cls(cfg, student.distill_feature, teacher.distill_feature, s_shape[-1], t_shape[-1])
 
+    def teacher_features(self) -> tuple[str, ...]:
+        """The teacher ``features()`` entries ``forward`` reads (what a teacher cache keeps)."""
+        return (self.teacher_feature,) if self.cfg.beta > 0 else ()
+
     def weights(self) -> dict[str, float]:
         a, b = self.cfg.alpha, self.cfg.beta
         return {"pred_scale": a, "pred_period": a, "feat_scale": b, "feat_period": b}

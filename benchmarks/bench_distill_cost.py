@@ -1,0 +1,104 @@
+"""What a distilled epoch costs against a plain one, and where a distill step's time goes.
+
+1. Profile: on ``--steps`` training batches of the teacher's data, the wall time of the
+   teacher forward, the student forward, each TimeDistill term and the backward pass
+   (the frozen teacher's forward is what ``tdml.teacher_cache`` removes).
+2. Side by side, in this process and back to back: the MLP alone (``method=none``), the MLP
+   + TimeDistill recomputing the teacher every step (``teacher_cache=recompute``) and with
+   the cache (``disk``: first run computes the entry, the second reads it), each for the
+   same fixed number of epochs; seconds per epoch and whole-run wall time, as ratios to the
+   plain run. Every run is logged in MLflow (experiment ``tdml-bench-cost``).
+
+    TDML_DATA_DIR=../shared/data OMP_NUM_THREADS=1 python benchmarks/bench_distill_cost.py \
+        --teacher models:/etth1-itransformer-L720-H96@champion --epochs 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections import defaultdict
+
+import torch
+
+from tdml import tracking
+from tdml.data import load_data
+from tdml.distill import LOSSES
+from tdml.distill.base import run_model
+from tdml.models import build_model
+from tdml.pipelines import distill_in_run
+from tdml.resolve import Layers, resolve_distill
+
+
+def profile(uri: str, steps: int) -> dict[str, float]:
+    """Mean milliseconds per training step of each part of a TimeDistill step."""
+    teacher, meta, _ = tracking.load_model(uri)
+    cfg = resolve_distill(Layers(explicit={"teacher": uri}), meta)
+    data = load_data(cfg.data)
+    student = build_model(cfg.student, data.dims, cfg.student_params)
+    loss = LOSSES.get(cfg.method).from_models(LOSSES.get(cfg.method).Config(**cfg.loss), student, teacher)
+    teacher.eval()
+    ms: dict[str, float] = defaultdict(float)
+
+    def timed(name, fn):
+        t = time.perf_counter()
+        out = fn()
+        ms[name] += (time.perf_counter() - t) * 1000 / steps
+        return out
+
+    for i, batch in enumerate(data.loader("train", cfg.data.batch_size, shuffle=True, seed=0)):
+        if i == steps:
+            break
+        with torch.no_grad():
+            t = timed("teacher forward", lambda: run_model(teacher, batch))
+        s = timed("student forward", lambda: run_model(student, batch))
+        gt = timed("term gt (MSE)", lambda: torch.nn.functional.mse_loss(s.pred, batch["y"]))
+        terms = timed("TimeDistill terms (all four)", lambda: loss(s, t, batch["y"]))
+        total = gt + sum(loss.weights()[k] * v for k, v in terms.items())
+        timed("backward", total.backward)
+    return dict(ms)
+
+
+def side_by_side(uri: str, epochs: int, experiment: str) -> list[dict]:
+    runs = [("MLP alone (method=none)", {"method": "none"}),
+            ("MLP + TimeDistill, teacher recomputed every step", {"teacher_cache": "recompute"}),
+            ("MLP + TimeDistill, teacher cache (computed now)", {"teacher_cache": "disk"}),
+            ("MLP + TimeDistill, teacher cache (read from disk)", {"teacher_cache": "disk"})]
+    rows = []
+    for label, extra in runs:
+        raw = {"teacher": uri, **extra, "train": {"epochs": epochs, "patience": epochs + 1, "progress": False},
+               "tracking": {"register": False, "diagnostics": False}}
+        t0 = time.perf_counter()
+        with tracking.start_run(experiment, label, "student"):
+            s = distill_in_run(raw)
+        rows.append({"run": label, "wall_s": time.perf_counter() - t0, "train_s": s.metrics["train_seconds"],
+                     "epochs": s.metrics["epochs_run"], "test_mse": s.metrics["test_mse"]})
+    return rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--teacher", required=True)
+    ap.add_argument("--epochs", type=int, default=2)
+    ap.add_argument("--steps", type=int, default=30)
+    ap.add_argument("--experiment", default="tdml-bench-cost")
+    args = ap.parse_args()
+    torch.manual_seed(0)
+    prof = profile(args.teacher, args.steps)
+    total = sum(prof.values())
+    print(f"one TimeDistill training step ({args.steps} steps averaged), {args.teacher}")
+    print("| part | ms per step | share |\n|---|---:|---:|")
+    for k, v in prof.items():
+        print(f"| {k} | {v:.1f} | {v / total:.0%} |")
+    rows = side_by_side(args.teacher, args.epochs, args.experiment)
+    base = rows[0]
+    print(f"\n{args.epochs} epochs each, back to back in one process")
+    print("| run | s per epoch | × plain | whole run s | × plain | test MSE |\n|---|---:|---:|---:|---:|---:|")
+    for r in rows:
+        per = r["train_s"] / r["epochs"]
+        print(f"| {r['run']} | {per:.1f} | {per / (base['train_s'] / base['epochs']):.2f} | {r['wall_s']:.0f} | "
+              f"{r['wall_s'] / base['wall_s']:.2f} | {r['test_mse']:.4f} |")
+
+
+if __name__ == "__main__":
+    main()
