@@ -40,7 +40,7 @@ def table(results: list[dict[str, float]]) -> str:
         return f"{statistics.mean(vals):.4f}" + (f" ± {statistics.stdev(vals):.4f}" if len(vals) > 1 else "")
 
     lines = [f"Main job defaults, synthetic data, seeds {', '.join(str(int(r['seed'])) for r in results)}; "
-             f"test split read once per run",
+             f"test split read once per run", "",
              "| run | test MSE | test MAE |", "|---|---:|---:|"]
     lines += [f"| {label} | {ms(f'{k}_test_mse')} | {ms(f'{k}_test_mae')} |" for k, label in ROWS]
     lines += ["", "| seed | distilled vs alone (MSE) | distilled vs teacher (MSE) | wall s |", "|---|---:|---:|---:|"]

@@ -6,8 +6,9 @@ Per dataset (``--datasets synthetic etth1``; the studies in ``studies/``, shrunk
    ``--n-trials`` trials on validation, then its best trial re-run once on test;
 2. **search without pruning**: the same study (same sampler seed, same trial count) with
    ``pruner: none``; no test evaluation;
-3. **default**: one distill run with the method's defaults (alpha = beta = 2, tau 0.5, 3 scales,
-   the student's default lr) under the same base settings, scored on validation and test.
+3. **default**: one distill run with the resolved defaults (the defaults table's row for the
+   study's data: e.g. ETTh1 alpha = beta = 2, tau 0.5, 3 scales, the student's lr) under the
+   same base settings, scored on validation and test.
 
 Workers (``--workers``, PostgreSQL at ``--pg-url``): the synthetic study (no pruning, no test
 run, no plots) with ``--worker-trials`` trials by 1 ``tdml tune`` process, then the same number

@@ -277,6 +277,7 @@ class TrackingConfig:
     promote: Literal["if_better", "always", "never"] = "if_better"
     register: bool = True
     diagnostics: bool = True
+    diagnostics_html: bool = True  # the plotly report (~5 MB); CSVs are written regardless
     latency_repeats: int = 20
     remeasure_teacher_latency: bool = False  # distill: else the teacher run's logged latency
     # 'test' for a final run; 'val' inside a search, where the test split must stay unread

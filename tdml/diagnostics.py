@@ -31,11 +31,19 @@ def _pooled(x: np.ndarray, k: int) -> np.ndarray:
     return t.numpy()
 
 
+# one colour per series in every subplot, so the legend names what each line is
+COLORS = {"ground_truth": "#222222", "teacher": "#1f77b4", "student": "#d62728"}
+# period ticks a reader recognises (steps): halvings of the horizon and calendar periods
+NICE_PERIODS = (2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 168, 192, 336, 720)
+
+
 def fft_diagnostics(series: dict[str, np.ndarray], columns: list[str], out_dir: str | Path,
                     temperature: float = 0.5, scales: int = 3, top_k: int = 3,
-                    title: str = "FFT-period diagnostics") -> dict[str, float]:
+                    title: str = "FFT-period diagnostics", html: bool = True) -> dict[str, float]:
     """Write the diagnostics of ``series`` ({'ground_truth': [N,H,C], 'teacher': ..., 'student': ...}).
 
+    CSV always; the HTML report (plotly.js embedded once, ~5 MB) only with ``html`` -- a
+    study's trials keep the CSV and leave the report to the parent and final runs.
     Returns summary numbers to log as metrics (KL and per-scale MSE means).
     """
     out = Path(out_dir)
@@ -82,7 +90,8 @@ def fft_diagnostics(series: dict[str, np.ndarray], columns: list[str], out_dir: 
     for name, df in (("spectrum", spec), ("period_distribution", dist), ("top_periods", top),
                      ("kl_per_channel", kl_df), ("error_per_scale", err)):
         df.to_csv(out / f"{name}.csv", index=False)
-    _report(spec, dist, kl_df, err, columns, out / "fft_report.html", title, temperature)
+    if html:
+        _report(spec, dist, kl_df, err, columns, out / "fft_report.html", title, temperature)
 
     summary = {f"diag_{c}_mean": float(kl_df[c].mean()) for c in kl_df.columns if c.startswith("kl_")}
     for row in err.itertuples():
@@ -97,9 +106,14 @@ def _report(spec, dist, kl_df, err, columns, path: Path, title: str, tau: float)
         fig = make_subplots(rows=len(columns), cols=1, subplot_titles=columns, shared_xaxes=True)
         for r, col in enumerate(columns, start=1):
             for src, g in df[df.channel == col].groupby("source", sort=False):
-                fig.add_trace(go.Scatter(x=g.period, y=g[y], name=src, legendgroup=src,
-                                         showlegend=r == 1, mode="lines+markers"), row=r, col=1)
-        fig.update_xaxes(type="log", title_text="period (steps)", row=len(columns), col=1)
+                color = COLORS.get(src)
+                fig.add_trace(go.Scatter(x=g.period, y=g[y], name=src, legendgroup=src, showlegend=r == 1,
+                                         mode="lines+markers", line={"color": color}, marker={"color": color}),
+                              row=r, col=1)
+        lo, hi = df.period.min(), df.period.max()
+        ticks = [p for p in NICE_PERIODS if lo <= p <= hi]
+        fig.update_xaxes(type="log", tickvals=ticks, ticktext=[str(p) for p in ticks])
+        fig.update_xaxes(title_text="period (steps)", row=len(columns), col=1)
         fig.update_layout(title=label, height=220 * len(columns) + 100)
         figs.append(fig)
     kl_cols = [c for c in kl_df.columns if c.startswith("kl_")]
@@ -108,7 +122,7 @@ def _report(spec, dist, kl_df, err, columns, path: Path, title: str, tau: float)
         fig.update_layout(title="KL of period distributions per channel", barmode="group")
         figs.append(fig)
     if len(err):
-        fig = go.Figure([go.Scatter(x=g.scale, y=g.mse, name=s, mode="lines+markers")
+        fig = go.Figure([go.Scatter(x=g.scale, y=g.mse, name=s, mode="lines+markers", line={"color": COLORS.get(s)})
                          for s, g in err.groupby("source", sort=False)])
         fig.update_layout(title="MSE vs ground truth per scale (AvgPool(2)^k)",
                           xaxis_title="scale k", yaxis_title="MSE")

@@ -23,7 +23,7 @@ from tdml.data import load_data
 from tdml.distill import LOSSES
 from tdml.errors import ConfigError, IncompatibleTeacherError, TdmlError
 from tdml.models import build_model
-from tdml.promotion import gate
+from tdml.promotion import DATA_TAG, data_settings, gate
 from tdml.resolve import ENTRY_DEFAULTS, Layers, resolve_distill, resolve_teacher
 from tdml.tasks import TASKS
 from tdml.teacher_cache import teacher_outputs
@@ -99,9 +99,11 @@ def train_teacher_in_run(cfg: TeacherRunConfig, callbacks=()) -> RunSummary:
     final = {f"{split}_{k}": v for k, v in test.items()}
     tracking.log_metrics({k: v for k, v in metrics.items() if k not in final})
     if cfg.tracking.diagnostics and task.diagnose:
-        metrics.update(_diagnose(task, data, split, cfg.data.batch_size, {"teacher": model}, 0.5, 3))
+        metrics.update(_diagnose(task, data, split, cfg.data.batch_size, {"teacher": model}, 0.5, 3,
+                                 cfg.tracking.diagnostics_html))
     name = task.registered_name(data.name, cfg.model, data.dims) if cfg.tracking.register else None
-    mv = tracking.log_model(model, _model_meta(data, cfg.data, task.name), name, _serving_example(model, data), final)
+    mv = tracking.log_model(model, _model_meta(data, cfg.data, task.name), name, _serving_example(model, data), final,
+                            {DATA_TAG: data_settings(to_dict(cfg.data))})
     _promote(mv, metrics, task, cfg.tracking)
     _log_wall(t0, mlflow_t0)
     summary = RunSummary(tracking.active_run_id(), "teacher", cfg.model, metrics, n_params, latency,
@@ -178,10 +180,11 @@ def distill_in_run(layers: Layers | dict[str, Any], callbacks=()) -> RunSummary:
     if cfg.tracking.diagnostics and task.diagnose:
         tau = getattr(loss_cfg, "temperature", 0.5)
         metrics.update(_diagnose(task, data, split, cfg.data.batch_size, {"teacher": teacher, "student": student},
-                                 tau, getattr(loss_cfg, "scales", 3)))
+                                 tau, getattr(loss_cfg, "scales", 3), cfg.tracking.diagnostics_html))
     name = f"{mv.name}-student-{cfg.student}" if cfg.tracking.register else None
     smeta = {**_model_meta(data, cfg.data, task.name), "teacher": {"name": mv.name, "version": mv.version}}
-    smv = tracking.log_model(student, smeta, name, _serving_example(student, data), final)
+    smv = tracking.log_model(student, smeta, name, _serving_example(student, data), final,
+                             {DATA_TAG: data_settings(to_dict(cfg.data))})
     _promote(smv, metrics, task, cfg.tracking)
     if smv:
         tracking.set_tags({"tdml.registered_model": smv.name, "tdml.registered_version": smv.version})
@@ -280,14 +283,14 @@ def _check_teacher(teacher, meta: dict, data) -> None:
 
 
 def _diagnose(task, data, split: str, batch_size: int, models: dict, tau: float,
-              scales: int) -> dict[str, float]:
+              scales: int, html: bool = True) -> dict[str, float]:
     """Diagnostics of ground truth and each model on ``split``, logged as artifacts."""
     loader = data.loader(split, batch_size)
     series = {"ground_truth": torch.cat([b["y"] for b in loader]).numpy()}
     for name, m in models.items():
         series[name] = predictions(m, loader).pred.numpy()
     with tempfile.TemporaryDirectory() as tmp:
-        summary = task.diagnose(series, data.columns, tmp, temperature=tau, scales=scales,
+        summary = task.diagnose(series, data.columns, tmp, temperature=tau, scales=scales, html=html,
                                 title=f"FFT-period diagnostics: {data.name} ({split} split)")
         tracking.log_artifacts(tmp, "diagnostics")
     tracking.log_metrics(summary)

@@ -1,10 +1,13 @@
 """Name -> object registries (models, losses, split rules, ...).
 
 Lookups that fail list every valid key, so a typo on the command line is a one-step fix.
+``plugins`` names modules (not imported by the registry's owner, so no import cycle) whose
+import registers more entries; they are imported on the first lookup.
 """
 
 from __future__ import annotations
 
+import importlib
 from typing import Callable, Generic, Iterator, TypeVar
 
 from tdml.errors import RegistryError
@@ -13,9 +16,14 @@ T = TypeVar("T")
 
 
 class Registry(Generic[T]):
-    def __init__(self, kind: str):
+    def __init__(self, kind: str, plugins: tuple[str, ...] = ()):
         self.kind = kind
         self._items: dict[str, T] = {}
+        self._plugins = list(plugins)
+
+    def _load_plugins(self) -> None:
+        while self._plugins:
+            importlib.import_module(self._plugins.pop(0))
 
     def register(self, name: str) -> Callable[[T], T]:
         key = name.lower()
@@ -29,6 +37,7 @@ class Registry(Generic[T]):
         return deco
 
     def get(self, name: str) -> T:
+        self._load_plugins()
         try:
             return self._items[name.lower()]
         except KeyError:
@@ -37,9 +46,11 @@ class Registry(Generic[T]):
             ) from None
 
     def names(self) -> list[str]:
+        self._load_plugins()
         return sorted(self._items)
 
     def __contains__(self, name: str) -> bool:
+        self._load_plugins()
         return name.lower() in self._items
 
     def __iter__(self) -> Iterator[str]:

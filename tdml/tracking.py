@@ -106,13 +106,14 @@ def _declare_kind(exp) -> None:
             log.warning("could not tag experiment %s: %s", exp.experiment_id, e)
 
 
-@timed
-def _mark_failed(run_id: str, reason: str, status: str) -> None:
+def _terminate(run_id: str, status: str, note: str, tags: dict[str, str], error_text: str | None = None) -> None:
+    """End a run with ``status``; the note (run description) and tags say why."""
+    client = MlflowClient()
     try:
-        client = MlflowClient()
-        client.set_tag(run_id, ERROR_TAG, reason[:5000])
-        client.set_tag(run_id, "mlflow.note.content", f"**{status}**: {reason[:5000]}")
-        client.log_text(run_id, reason, "error.txt")
+        for k, v in {**tags, "mlflow.note.content": note[:5000]}.items():
+            client.set_tag(run_id, k, v)
+        if error_text is not None:
+            client.log_text(run_id, error_text, "error.txt")
     finally:
         if mlflow.active_run() and mlflow.active_run().info.run_id == run_id:
             mlflow.end_run(status)
@@ -121,26 +122,21 @@ def _mark_failed(run_id: str, reason: str, status: str) -> None:
 
 
 @timed
+def _mark_failed(run_id: str, reason: str, status: str) -> None:
+    _terminate(run_id, status, f"**{status}**: {reason}", {ERROR_TAG: reason[:5000]}, reason)
+
+
+@timed
 def _mark_stopped(run_id: str, reason: str) -> None:
     """End a run stopped on purpose (a pruned trial): KILLED, tagged, no error."""
-    client = MlflowClient()
-    client.set_tag(run_id, "tdml.pruned", "true")
-    client.set_tag(run_id, "mlflow.note.content", f"**KILLED** (stopped early): {reason[:2000]}")
-    if mlflow.active_run() and mlflow.active_run().info.run_id == run_id:
-        mlflow.end_run("KILLED")
-    else:
-        client.set_terminated(run_id, "KILLED")
+    _terminate(run_id, "KILLED", f"**KILLED** (stopped early): {reason[:2000]}", {"tdml.pruned": "true"})
 
 
 @timed
 def mark_run_killed(run_id: str, reason: str) -> None:
     """Terminate a run left RUNNING by a worker that died (KILLED, reason in ``tdml.error``)."""
-    client = MlflowClient()
-    if client.get_run(run_id).info.status != "RUNNING":
-        return
-    client.set_tag(run_id, ERROR_TAG, reason[:5000])
-    client.set_tag(run_id, "mlflow.note.content", f"**KILLED**: {reason[:5000]}")
-    client.set_terminated(run_id, "KILLED")
+    if MlflowClient().get_run(run_id).info.status == "RUNNING":
+        _terminate(run_id, "KILLED", f"**KILLED**: {reason}", {ERROR_TAG: reason[:5000]})
 
 
 @timed
@@ -166,8 +162,8 @@ def log_artifacts(directory: str | Path, artifact_path: str | None = None) -> No
 
 @timed
 def log_inputs(data, splits: tuple[str, ...], source: str) -> None:
-    """The splits a run uses as MLflow datasets (name, source, digest of the actual rows), so
-    the UI's Dataset column and "group by dataset" work."""
+    """The splits a run uses as MLflow datasets (name, source, digest of the rows): the UI's
+    Dataset column."""
     contexts = {"train": "training", "val": "validation", "test": "testing"}
     for split in splits:
         with warnings.catch_warnings():  # MLflow registers two local-source classes; both fit
@@ -195,15 +191,13 @@ def log_text(text: str, file_name: str) -> None:
 
 @timed
 def name_run(name: str, generic: tuple[str, ...]) -> None:
-    """Give the active run a descriptive name once its config is resolved -- only if its caller
-    left it a generic one (the CLI's ``student``), so a caller's own name is kept."""
+    """Name the active run once its config is resolved, unless its caller named it itself."""
     if mlflow.active_run().info.run_name in generic:
         mlflow.set_tag("mlflow.runName", name)
 
 
 def run_url(run_id: str, experiment_id: str) -> str:
-    """Where a run opens in the MLflow UI: the tracking server itself, or `mlflow ui`'s default
-    address for a local store."""
+    """Where a run opens in the MLflow UI (the tracking server, else `mlflow ui`'s default)."""
     uri = mlflow.get_tracking_uri()
     base = uri.rstrip("/") if uri.startswith(("http://", "https://")) else "http://127.0.0.1:5000"
     return f"{base}/#/experiments/{experiment_id}/runs/{run_id}"
@@ -273,11 +267,12 @@ def load_model(uri: str, device: str = "cpu"):
 
 @timed
 def log_model(model, meta: dict[str, Any], registered_name: str | None, example=None,
-              metrics: dict[str, float] | None = None) -> ModelVersion | None:
+              metrics: dict[str, float] | None = None, version_tags: dict[str, str] | None = None
+              ) -> ModelVersion | None:
     """Log the model bundle to the active run (with ``example`` as input example, whence its
     signature), log ``metrics`` linked to it (the Models tab and the version page show them) and
-    register it as a new version (no alias moves: ``tdml.promotion.gate`` decides that)."""
-    from tdml.promotion import DATA_TAG, data_settings
+    register it as a new version tagged ``version_tags`` (no alias moves: ``tdml.promotion.gate``
+    decides that)."""
     from tdml.serving import save_bundle
 
     # No signature on purpose: MLflow enforces a tensor signature's rank before the model runs,
@@ -294,8 +289,7 @@ def log_model(model, meta: dict[str, Any], registered_name: str | None, example=
         mlflow.log_metrics({k: float(v) for k, v in metrics.items()}, model_id=info.model_id)
     if not registered_name:
         return None
-    tags = {"tdml.task": meta.get("task", ""), "tdml.run_id": active_run_id(),
-            DATA_TAG: data_settings(meta.get("data_config", {}))}
+    tags = {"tdml.task": meta.get("task", ""), "tdml.run_id": active_run_id(), **(version_tags or {})}
     teacher = meta.get("teacher") or {}
     if teacher:  # a student version names its teacher in the registry UI too
         tags.update({"tdml.teacher_name": teacher["name"], "tdml.teacher_version": str(teacher["version"])})
@@ -333,15 +327,6 @@ def set_run_tags(run_id: str, tags: dict[str, Any]) -> None:
     client = MlflowClient()
     for k, v in tags.items():
         client.set_tag(run_id, k, str(v))
-
-
-@timed
-def download_artifacts(run_id: str, artifact_path: str, dst: str | Path) -> Path | None:
-    """A run's artifact folder copied under ``dst``; None if the run has no such artifact."""
-    if not MlflowClient().list_artifacts(run_id, artifact_path):
-        return None
-    return Path(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=artifact_path,
-                                                    dst_path=str(dst)))
 
 
 @timed
@@ -401,11 +386,16 @@ def run_info(run_id: str) -> tuple[str, dict[str, str]]:
 
 
 @timed
-def download_run_artifacts(run_id: str, artifact_path: str) -> Path:
-    """A run's artifact folder as a local path (MLflow's cache); RegistryError if it is missing."""
+def download_run_artifacts(run_id: str, artifact_path: str, dst: str | Path | None = None,
+                           required: bool = True) -> Path | None:
+    """A run's artifact folder as a local path (under ``dst``, else MLflow's cache); if it is
+    missing: RegistryError when ``required``, else None."""
     if not MlflowClient().list_artifacts(run_id, artifact_path):
-        raise RegistryError(f"run {run_id} has no artifact folder {artifact_path!r}")
-    return Path(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=artifact_path))
+        if required:
+            raise RegistryError(f"run {run_id} has no artifact folder {artifact_path!r}")
+        return None
+    return Path(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=artifact_path,
+                                                    dst_path=None if dst is None else str(dst)))
 
 
 def tracking_uri() -> str:

@@ -81,7 +81,9 @@ class StudyKind:
         raise NotImplementedError
 
 
-KINDS: Registry[type[StudyKind]] = Registry("study kind")
+# Kinds defined in other packages register themselves when their module is imported; they are
+# named here, not imported, so tuning does not depend on them (no import cycle).
+KINDS: Registry[type[StudyKind]] = Registry("study kind", plugins=("tdml.condense.study",))
 
 
 def suggest_component(trial, component: str, dists: dict[str, Distribution]) -> dict[str, Any]:
@@ -159,7 +161,9 @@ class DistillKind(StudyKind):
         """A trial's settings: the study's base and data < the trial's values < the run mode."""
         s = self.spec
         base = {**s.base, "teacher": s.teacher, **({"data": deep_merge(s.base.get("data", {}), s.data)} if s.data else {})}
-        mode = {"tracking": {"final_split": "test" if final else "val", "register": final, "alias": ""}}
+        # trials keep metrics, terms and CSV diagnostics; the HTML report only for final runs
+        mode = {"tracking": {"final_split": "test" if final else "val", "register": final, "alias": "",
+                             "diagnostics_html": final}}
         return Layers(study_base=base, trial=overrides, run_mode=mode)
 
 
@@ -320,7 +324,7 @@ def _upload_diagnostics(trial, run_id: str, store) -> None:
     which optuna-dashboard previews. The HTML report (plotly.js embedded, ~5 MB) stays in MLflow."""
     mimes = {".csv": "text/csv", ".png": "image/png"}
     with tempfile.TemporaryDirectory() as tmp:
-        local = tracking.download_artifacts(run_id, "diagnostics", tmp)
+        local = tracking.download_run_artifacts(run_id, "diagnostics", tmp, required=False)
         for f in sorted(local.iterdir()) if local else []:
             if f.suffix in mimes:
                 optuna.artifacts.upload_artifact(artifact_store=store, file_path=str(f), study_or_trial=trial,
@@ -486,6 +490,3 @@ def cmd_tune(args) -> int:
         print(f"  promotion: {'PROMOTED' if r.promotion['promoted'] else 'kept current'} - {r.promotion['reason']}")
     return 0
 
-
-# ----------------------------------------------------------------------------- more kinds
-import tdml.condense.study  # noqa: E402,F401  (registers the `condense` kind, issue 6)

@@ -135,6 +135,10 @@ def test_diagnostics_are_csv_and_offline_html(store):
     sums = dist.groupby(["source", "channel"]).probability.sum()
     np.testing.assert_allclose(sums, 1.0, rtol=1e-5)
     html = (local / "fft_report.html").read_text()
+    # one colour per series in every subplot (legend matches), readable period ticks
+    for color in ("#222222", "#1f77b4", "#d62728"):
+        assert f'"color":"{color}"' in html
+    assert '"tickvals":[2,3,4,6,8,12]' in html
     # plotly.js embedded exactly once, nothing loaded from a CDN
     assert html.count("* plotly.js v") == 1 and not re.search(r"<script[^>]*src=", html)
     assert html.count("Plotly.newPlot") >= 4

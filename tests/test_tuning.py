@@ -122,6 +122,7 @@ def test_parent_and_child_runs_link_both_ways(e2e):
         assert {i.dataset.name for i in child.inputs.dataset_inputs} == {"synthetic-train", "synthetic-val"}
         arts = {a.path for a in client.list_artifacts(child.info.run_id, "diagnostics")}
         assert "diagnostics/top_periods.csv" in arts
+        assert "diagnostics/fft_report.html" not in arts  # ~5 MB each: final runs only
     assert parent.data.tags["tdml.role"] == "study" and parent.info.status == "FINISHED"
     assert study.metric_names == ["val_mse"]  # optuna-dashboard labels the objective
     assert "optuna-dashboard" in parent.data.tags["mlflow.note.content"]
@@ -152,6 +153,7 @@ def test_test_split_is_read_only_for_the_best_trial(e2e):
     best = int(parent.data.metrics["best_trial"])
     assert f.data.tags["tdml.trial_number"] == str(best)
     assert "test_mse" in f.data.metrics
+    assert "diagnostics/fft_report.html" in {a.path for a in client.list_artifacts(f.info.run_id, "diagnostics")}
     # (n_jobs=2 threads share torch's global RNG, so the re-run's init may differ from the trial's;
     # the gate uses the re-run's own validation score; exact reproduction is checked sequentially below)
     assert parent.data.metrics["final_best_val_mse"] == pytest.approx(f.data.metrics["best_val_mse"])
