@@ -15,7 +15,7 @@ from typing import Any, Callable
 
 from tdml import pipelines, tracking
 from tdml.config import deep_merge, load_yaml, parse_overrides, set_dotted
-from tdml.errors import TdmlError
+from tdml.errors import ConfigError, TdmlError
 from tdml.resolve import Layers, resolve_teacher
 
 def _float(text: str) -> float | None:
@@ -120,6 +120,23 @@ def cmd_main(args) -> int:
     return 0
 
 
+def cmd_report(args) -> int:
+    """A ``report`` run in the experiment, with the table and the Pareto plot (tdml.comparison)."""
+    from tdml.comparison import log_report, primary_metric  # plotly only when a report is written
+
+    raw = _raw_config(args, COMMANDS["report"][1])
+    experiment = raw.get("experiment") or "tdml"
+    names = tracking.experiment_names()
+    if experiment not in names:  # checked first: a report run would create the experiment
+        raise ConfigError(f"experiment {experiment!r} does not exist in {tracking.tracking_uri()}; "
+                          f"experiments: {', '.join(names) or '(none)'}")
+    with tracking.start_run(experiment, f"report {experiment}", "report"):
+        df = log_report(experiment, raw.get("family", ""))
+    y, _ = primary_metric(df)
+    print(df[["run_name", "role", y, "n_params", "cpu_latency_ms_b32"]].to_string(index=False))
+    return 0
+
+
 def _lazy(module: str, function: str) -> Callable:
     """A subcommand whose module (Optuna, condensation) is imported only when it runs."""
 
@@ -141,6 +158,10 @@ COMMANDS: dict[str, tuple[Callable, dict, str]] = {
                 "distil a student from a registered teacher (models:/<name>@<alias>)"),
     "main": (cmd_main, {**DATA_OPTS, **TRAIN_OPTS, **TRACK_OPTS, **LOSS_OPTS, "model": ("model", str)},
              "train a teacher on the data, distil an MLP through the registry, print the comparison"),
+    "report": (cmd_report,
+               {"experiment": ("experiment", str), "family": ("family", str)},
+               "one table and Pareto plot (error vs latency / parameters) of an experiment's teachers "
+               "and students, logged as a report run"),
     "tune": (_lazy("tdml.tuning", "cmd_tune"),
              {"study": ("study", str), "n_trials": ("n_trials", _int), "storage": ("storage.url", str),
               "n_jobs": ("n_jobs", _int)},

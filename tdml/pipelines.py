@@ -338,6 +338,9 @@ def run_main_in_run(raw_teacher: dict, raw_student: dict) -> str:
     table, metrics = comparison(t, alone, s, tcfg.tracking.alias)
     tracking.log_text(table, "summary.md")
     tracking.log_metrics(metrics)
+    from tdml.comparison import log_report  # plotly only when a report is written
+
+    log_report(tracking.active_experiment_name(), name)  # this teacher's family, in this run's experiment
     return table
 
 

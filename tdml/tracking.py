@@ -361,6 +361,23 @@ def set_version_tags(name: str, version: str, tags: dict[str, Any]) -> None:
         client.set_model_version_tag(name, version, k, str(v))
 
 
+# ----------------------------------------------------------------------------- reports (tdml.comparison)
+@timed
+def experiment_names() -> list[str]:
+    return sorted(e.name for e in MlflowClient().search_experiments())
+
+
+@timed
+def active_experiment_name() -> str:
+    return MlflowClient().get_experiment(mlflow.active_run().info.experiment_id).name
+
+
+@timed
+def experiment_runs(experiment: str) -> list:
+    exp = MlflowClient().get_experiment_by_name(experiment)
+    return [] if exp is None else MlflowClient().search_runs([exp.experiment_id], max_results=5000)
+
+
 # ----------------------------------------------------------------------------- condensation (tdml.condense)
 @timed
 def find_finished_runs(tags: dict[str, str]) -> list[str]:

@@ -376,7 +376,19 @@ def tune(spec: StudySpec, n_trials: int | None = None, storage: str | None = Non
             result.finals = [_final_run(spec, kind, study, parent.info.run_id, b) for b in result.best[:spec.n_final]]
             if spec.promotion.enabled:
                 result.promotion = promote(spec, result.finals)
+            _log_report(spec)
     return result
+
+
+def _log_report(spec: StudySpec) -> None:
+    """The comparison report of the study's teacher family (the teacher, the final runs and any
+    other tested student of it in the experiment), as artifacts of the study run."""
+    from tdml.comparison import log_report  # plotly only when a report is written
+
+    try:
+        log_report(spec.experiment, tracking.parse_model_uri(spec.teacher)[0])
+    except (ConfigError, RegistryError) as e:
+        log.warning("no comparison report for study %s: %s", spec.name, e)
 
 
 def _spec_params(spec: StudySpec) -> dict:

@@ -74,3 +74,10 @@ def test_mlflow_run_main_end_to_end(tmp_path):
     assert m["student_vs_alone_mse_change"] == pytest.approx(m["student_test_mse"] / m["alone_test_mse"] - 1)
     summary = Path(client.download_artifacts(parent.info.run_id, "summary.md")).read_text()
     assert "| student alone (no teacher) | mlp |" in summary
+    # the comparison report of this teacher's family: teacher, student alone, student distilled
+    import pandas as pd
+
+    report = pd.read_csv(client.download_artifacts(parent.info.run_id, "report/report.csv"))
+    assert sorted(report.role) == ["student", "student", "teacher"]
+    assert set(report.method.dropna()) == {"none", "timedistill"}
+    assert "Pareto front" in Path(client.download_artifacts(parent.info.run_id, "report/report.html")).read_text()

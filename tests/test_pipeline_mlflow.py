@@ -270,3 +270,26 @@ def test_logged_student_has_an_input_example_and_linked_test_metrics(store):
     run = store.get_run(logged.source_run_id)
     assert linked["test_mse"] == pytest.approx(run.data.metrics["test_mse"])
     assert len(store.get_metric_history(run.info.run_id, "test_mse")) == 1  # logged once, linked
+
+
+def test_report_command_tables_every_teacher_and_student(store, capsys):
+    import pandas as pd
+
+    assert main(["report", "--experiment", "tdml"]) == 0
+    report_run = _runs(store, "report")[0]
+    assert report_run.info.status == "FINISHED" and report_run.data.tags["mlflow.runName"] == "report tdml"
+    df = pd.read_csv(store.download_artifacts(report_run.info.run_id, "report/report.csv"))
+    expected = {r.info.run_id for r in _runs(store, status="FINISHED")
+                if r.data.tags.get("tdml.role") in ("teacher", "student") and "test_mse" in r.data.metrics}
+    assert set(df.run_id) == expected and {"teacher", "student"} <= set(df.role)
+    assert {"test_mse", "n_params", "cpu_latency_ms_b32", "teacher", "alpha"} <= set(df.columns)
+    html = Path(store.download_artifacts(report_run.info.run_id, "report/report.html")).read_text()
+    assert html.count("plotly.js v") <= 2 and "Pareto front" in html  # plotly.js embedded once
+    assert "test_mse" in capsys.readouterr().out
+    family = main(["report", "--experiment", "tdml", "--family", TEACHER])
+    assert family == 0
+
+
+def test_report_of_an_unknown_experiment_is_a_clear_error(store, capsys):
+    assert main(["report", "--experiment", "nope"]) == 2
+    assert "experiment 'nope' does not exist" in capsys.readouterr().err

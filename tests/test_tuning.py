@@ -154,6 +154,11 @@ def test_test_split_is_read_only_for_the_best_trial(e2e):
     assert f.data.tags["tdml.trial_number"] == str(best)
     assert "test_mse" in f.data.metrics
     assert "diagnostics/fft_report.html" in {a.path for a in client.list_artifacts(f.info.run_id, "diagnostics")}
+    # the study run carries the comparison report; the final run is in it, search trials are not
+    import pandas as pd
+
+    report = pd.read_csv(client.download_artifacts(parent.info.run_id, "report/report.csv"))
+    assert f.info.run_id in set(report.run_id) and not set(report.role) - {"teacher", "student"}
     # (n_jobs=2 threads share torch's global RNG, so the re-run's init may differ from the trial's;
     # the gate uses the re-run's own validation score; exact reproduction is checked sequentially below)
     assert parent.data.metrics["final_best_val_mse"] == pytest.approx(f.data.metrics["best_val_mse"])
