@@ -10,12 +10,14 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import signal
 import sys
+import threading
 from typing import Any, Callable
 
 from tdml import pipelines, tracking
 from tdml.config import deep_merge, load_yaml, parse_overrides, set_dotted
-from tdml.errors import ConfigError, TdmlError
+from tdml.errors import ConfigError, Stopped, TdmlError
 from tdml.resolve import Layers, resolve_teacher
 
 def _float(text: str) -> float | None:
@@ -187,11 +189,22 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for noisy in ("alembic", "mlflow.store", "urllib3"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    if threading.current_thread() is threading.main_thread():  # signal handlers: main thread only
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, _stop)
     try:
         return args.func(args)
     except TdmlError as e:
         print(f"tdml {args.command}: error: {e}", file=sys.stderr)
         return 2
+    except Stopped as e:  # the runs it was in are KILLED with this reason (tdml.tracking)
+        print(f"tdml {args.command}: {e}", file=sys.stderr)
+        return 128 + getattr(signal, e.signal_name).value
+
+
+def _stop(signum, frame) -> None:
+    """SIGTERM / SIGINT: unwind through every open run and trial, which record why."""
+    raise Stopped(signal.Signals(signum).name)
 
 
 if __name__ == "__main__":

@@ -24,3 +24,13 @@ class RegistryError(TdmlError):
 
 class IncompatibleTeacherError(TdmlError):
     """A teacher whose shape or task does not match the requested distillation."""
+
+
+class Stopped(KeyboardInterrupt):
+    """The process was told to stop (SIGTERM from `docker compose stop`, a scheduler, scaling
+    down; SIGINT from Ctrl-C). A KeyboardInterrupt, so every layer treats it as an interruption:
+    MLflow runs end KILLED with this message, Optuna marks the trial FAIL."""
+
+    def __init__(self, signal_name: str):
+        super().__init__(f"stopped by {signal_name}")
+        self.signal_name = signal_name

@@ -29,7 +29,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from tdml.config import flatten
-from tdml.errors import RegistryError, TdmlError
+from tdml.errors import RegistryError, Stopped, TdmlError
 
 log = logging.getLogger(__name__)
 _SECONDS = [0.0]
@@ -71,13 +71,16 @@ def start_run(experiment: str, run_name: str | None, role: str, tags: dict[str, 
     """
     t = time.perf_counter()
     kwargs: dict[str, Any] = {}
-    if parent_run_id:
-        kwargs = {"parent_run_id": parent_run_id,
-                  "experiment_id": MlflowClient().get_run(parent_run_id).info.experiment_id}
-    elif not nested and not os.environ.get("MLFLOW_RUN_ID") and mlflow.active_run() is None:
-        _declare_kind(mlflow.set_experiment(experiment))
-    run = mlflow.start_run(run_name=run_name, nested=nested or bool(parent_run_id) or mlflow.active_run() is not None,
-                           tags={ROLE_TAG: role, **{k: str(v) for k, v in (tags or {}).items()}}, **kwargs)
+    try:
+        if parent_run_id:
+            kwargs = {"parent_run_id": parent_run_id,
+                      "experiment_id": MlflowClient().get_run(parent_run_id).info.experiment_id}
+        elif not nested and not os.environ.get("MLFLOW_RUN_ID") and mlflow.active_run() is None:
+            _declare_kind(mlflow.set_experiment(experiment))
+        run = mlflow.start_run(run_name=run_name, nested=nested or bool(parent_run_id) or mlflow.active_run() is not None,
+                               tags={ROLE_TAG: role, **{k: str(v) for k, v in (tags or {}).items()}}, **kwargs)
+    except (MlflowException, OSError) as e:  # nothing was created: say what to fix
+        raise TrackingUnavailable(_unavailable(e)) from None
     _SECONDS[0] += time.perf_counter() - t
     try:
         yield run
@@ -86,11 +89,28 @@ def start_run(experiment: str, run_name: str | None, role: str, tags: dict[str, 
             _mark_stopped(run.info.run_id, f"{type(e).__name__}: {e}")
             raise
         status = "KILLED" if isinstance(e, KeyboardInterrupt) else "FAILED"
-        reason = str(e) if isinstance(e, TdmlError) else "".join(traceback.format_exception(e))
+        if isinstance(e, KeyboardInterrupt):  # an interruption, not a bug: no traceback
+            reason = str(e) if isinstance(e, Stopped) else "stopped by SIGINT (Ctrl-C)"
+        else:
+            reason = str(e) if isinstance(e, TdmlError) else "".join(traceback.format_exception(e))
         _mark_failed(run.info.run_id, f"{type(e).__name__}: {reason}", status)
         raise
     else:
         timed(mlflow.end_run)("FINISHED")
+
+
+class TrackingUnavailable(TdmlError):
+    """The tracking store cannot be used (unreachable server, refused credentials, bad URI)."""
+
+
+def _unavailable(e: BaseException) -> str:
+    uri = mlflow.get_tracking_uri()
+    text = str(e).splitlines()[0][:300] if str(e) else type(e).__name__
+    if "401" in text or "403" in text or "Unauthorized" in text or "Permission" in text:
+        hint = "check MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD and the user's permissions"
+    else:
+        hint = "check MLFLOW_TRACKING_URI and that the tracking server is running and reachable"
+    return f"cannot use the MLflow tracking store at {uri}: {text}; {hint}"
 
 
 EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}  # the UI opens on training runs

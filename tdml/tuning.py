@@ -29,11 +29,11 @@ from typing import Any, Callable
 import optuna
 from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.trial import FixedTrial, FrozenTrial, TrialState
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 
 from tdml import pipelines, tracking
 from tdml.config import TrainConfig, coerce_dataclass, deep_merge, set_dotted, to_dict
-from tdml.errors import ConfigError, RegistryError, TdmlError
+from tdml.errors import ConfigError, RegistryError, Stopped, TdmlError
 from tdml.promotion import better, gate
 from tdml.registry import Registry
 from tdml.resolve import Layers, resolve_distill, resolve_teacher
@@ -232,6 +232,13 @@ def _pruner(spec: StudySpec) -> optuna.pruners.BasePruner:
     return optuna.pruners.NopPruner()
 
 
+def _storage_error(url: str, e: BaseException) -> ConfigError:
+    first = str(e).splitlines()[0][:300] if str(e) else type(e).__name__
+    return ConfigError(f"cannot open the Optuna storage {redact(url)}: {type(e).__name__}: {first}. Use a "
+                       f"SQLAlchemy URL such as sqlite:///optuna.db or postgresql+psycopg://user:pw@host:5432/db "
+                       f"(pip install 'tdml[postgres]' for the driver) and check the database is reachable")
+
+
 def create_or_load_study(spec: StudySpec, url: str | None = None) -> optuna.Study:
     """Create the storage and the study once (or load it: re-running resumes the study)."""
     url = storage_url(spec, url)
@@ -246,10 +253,12 @@ def create_or_load_study(spec: StudySpec, url: str | None = None) -> optuna.Stud
             study = optuna.create_study(storage=storage, study_name=spec.name, sampler=_sampler(spec),
                                         pruner=_pruner(spec), directions=spec.directions, load_if_exists=True)
             break
-        except SQLAlchemyError:
+        except (OperationalError, IntegrityError) as e:  # workers racing on tables / the study, or down
             if attempt == 4:
-                raise
+                raise _storage_error(url, e) from None
             time.sleep(0.5 + attempt)
+        except (SQLAlchemyError, ImportError, ValueError) as e:  # unknown scheme, missing driver, bad URL
+            raise _storage_error(url, e) from None
     want = [d.upper() for d in spec.directions]
     have = [d.name for d in study.directions]
     if want != have:
@@ -290,7 +299,12 @@ def make_objective(spec: StudySpec, kind: StudyKind, parent_run_id: str, store_d
             trial.set_user_attr("mlflow_run_id", run.info.run_id)
             trial.set_user_attr("mlflow_run_url", tracking.run_url(run.info.run_id, run.info.experiment_id))
             trial.set_user_attr("mlflow_parent_run_id", parent_run_id)
-            summary = kind.run(overrides, [PruningReporter(trial, monitor)], final=False)
+            try:
+                summary = kind.run(overrides, [PruningReporter(trial, monitor)], final=False)
+            except Stopped:  # this worker stops: the trial (FAIL) is queued again for any worker, now
+                trial.study.enqueue_trial(trial.params, user_attrs={"tdml.retry_of_stopped": trial.number},
+                                          skip_if_exists=False)
+                raise
             values = [objective_value(summary, o.metric) for o in spec.objectives]
             # the trial's value(s) under their own names: a per-epoch metric such as val_mse
             # shows its last epoch in MLflow's run view, not the best checkpoint's score

@@ -103,3 +103,25 @@ def tiny_distill_args(teacher: str, **extra) -> list[str]:
 os.environ.setdefault("TQDM_DISABLE", "1")
 # teacher-output cache entries of this test session stay out of ~/.cache
 os.environ.setdefault("TDML_CACHE_DIR", tempfile.mkdtemp(prefix="tdml-test-cache-"))
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_http(url: str, what: str, tries: int = 240) -> None:
+    """Poll ``url`` until it answers; fail the test naming ``what`` if it never does."""
+    import time
+    import urllib.request
+
+    for _ in range(tries):
+        try:
+            urllib.request.urlopen(url, timeout=2)
+            return
+        except OSError:
+            time.sleep(0.5)
+    pytest.fail(f"{what} did not start ({url})")

@@ -208,16 +208,14 @@ def test_served_model_answers_bad_windows_with_400_naming_the_shape(store):
     """Through `mlflow models serve` over HTTP: a wrong window length, a wrong channel count
     and a NaN get a 400 whose message says what was expected; a good window is forecast."""
     import json as _json
-    import socket
     import subprocess
     import sys
-    import time
     import urllib.error
     import urllib.request
 
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    from conftest import free_port, wait_http
+
+    port = free_port()
     env = {**__import__("os").environ, "MLFLOW_TRACKING_URI": tracking.tracking_uri()}
     proc = subprocess.Popen([sys.executable, "-m", "mlflow", "models", "serve", "-m",
                              f"models:/{TEACHER}-student-mlp@champion", "--env-manager", "local",
@@ -235,14 +233,7 @@ def test_served_model_answers_bad_windows_with_400_naming_the_shape(store):
             return e.code, _json.loads(e.read())
 
     try:
-        for _ in range(120):
-            try:
-                urllib.request.urlopen(f"{url}/ping", timeout=2)
-                break
-            except OSError:
-                time.sleep(0.5)
-        else:
-            pytest.fail("mlflow models serve did not start")
+        wait_http(f"{url}/ping", "mlflow models serve")
         good = np.zeros((2, 48, 5)).tolist()
         code, body = post(good)
         assert code == 200 and np.asarray(body["predictions"]).shape == (2, 12, 5)

@@ -1,0 +1,101 @@
+"""Stopped processes leave no ghosts: a `tdml` process sent SIGTERM (docker compose stop,
+scaling down, schedulers) or SIGINT (Ctrl-C) ends its MLflow run KILLED with the signal as the
+reason -- no traceback -- and a stopped tune worker's trial is FAIL and queued again at once."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+import uuid
+
+import optuna
+import pytest
+from mlflow.tracking import MlflowClient
+from optuna.trial import TrialState
+
+from tuning_helpers import teacher_store, tiny_spec, worker_env, write_spec
+
+
+def _wait(predicate, timeout: float = 120.0):
+    t0 = time.time()
+    while time.time() - t0 < timeout:
+        got = predicate()
+        if got:
+            return got
+        time.sleep(0.3)
+    pytest.fail("timed out waiting for the process to reach its run")
+
+
+def _running(client: MlflowClient, role: str):
+    runs = client.search_runs([e.experiment_id for e in client.search_experiments()])
+    return next((r for r in runs if r.data.tags.get("tdml.role") == role and r.info.status == "RUNNING"
+                 and "n_params" in r.data.metrics), None)  # training has started
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_stopped_run_ends_killed_with_the_reason(sig, tmp_path):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    env = {**worker_env(tmp_path), "MLFLOW_TRACKING_URI": uri, "TDML_DATA_DIR": str(tmp_path)}
+    cmd = [sys.executable, "-m", "tdml.cli", "train-teacher", "--seq-len", "48", "--pred-len", "12",
+           "--epochs", "200", "--no-progress", "--experiment", "signals"]
+    proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        client = MlflowClient(uri)
+        run = _wait(lambda: _running(client, "teacher"))
+        proc.send_signal(sig)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 128 + sig.value, err
+    run = client.get_run(run.info.run_id)
+    assert run.info.status == "KILLED"
+    assert run.data.tags["tdml.error"] == f"Stopped: stopped by {sig.name}"
+    assert "Traceback" not in run.data.tags["mlflow.note.content"]
+    assert f"stopped by {sig.name}" in err and "Traceback" not in err
+    assert not client.search_registered_models()  # nothing half-registered
+
+
+def test_a_stopped_worker_fails_its_trial_and_queues_it_again(tmp_path):
+    name = f"sig-{uuid.uuid4().hex[:8]}"
+    spec = tiny_spec(name, finalize=False, plots=False, n_trials=1,
+                     base={"train": {"epochs": 200, "max_batches": 0, "patience": 500, "progress": False}})
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    with teacher_store(tmp_path) as client:
+        path = write_spec(tmp_path / "s.yaml", spec)
+        proc = subprocess.Popen([sys.executable, "-m", "tdml.cli", "tune", "--study", str(path), "--storage", storage],
+                                cwd=tmp_path, env=worker_env(tmp_path), stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True)
+        try:
+            run = _wait(lambda: _running(client, "trial"), timeout=180)
+            proc.send_signal(signal.SIGTERM)
+            out, _ = proc.communicate(timeout=60)
+        finally:
+            proc.kill()
+        assert proc.returncode == 128 + signal.SIGTERM.value, out
+        study = optuna.load_study(study_name=name, storage=storage)
+        assert sorted(t.state.name for t in study.trials) == ["FAIL", "WAITING"]
+        failed = next(t for t in study.trials if t.state == TrialState.FAIL)
+        waiting = next(t for t in study.trials if t.state == TrialState.WAITING)
+        # the same parameters, queued for the next worker to take now (not after a grace period)
+        assert waiting.system_attrs["fixed_params"] == failed.params
+        assert waiting.user_attrs["tdml.retry_of_stopped"] == failed.number
+        trial_run = client.get_run(run.info.run_id)
+        assert trial_run.info.status == "KILLED" and trial_run.data.tags["tdml.error"] == "Stopped: stopped by SIGTERM"
+        parent = client.get_run(trial_run.data.tags["mlflow.parentRunId"])
+        assert parent.info.status == "KILLED"
+
+
+def test_unreachable_tracking_server_and_bad_storage_are_clear_errors(tmp_path):
+    env = {**worker_env(tmp_path), "MLFLOW_TRACKING_URI": "http://127.0.0.1:9", "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0"}
+    p = subprocess.run([sys.executable, "-m", "tdml.cli", "train-teacher", "--epochs", "1"], cwd=tmp_path, env=env,
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 2 and "cannot use the MLflow tracking store at http://127.0.0.1:9" in p.stderr
+    assert "MLFLOW_TRACKING_URI" in p.stderr and "Traceback" not in p.stderr
+    spec = write_spec(tmp_path / "s.yaml", tiny_spec())
+    for url, what in (("foo://bar", "NoSuchModuleError"), ("mysql://u@127.0.0.1/db", "ImportError")):
+        p = subprocess.run([sys.executable, "-m", "tdml.cli", "tune", "--study", str(spec), "--storage", url],
+                           cwd=tmp_path, env=worker_env(tmp_path), capture_output=True, text=True, timeout=120)
+        assert p.returncode == 2 and f"cannot open the Optuna storage {url}: {what}" in p.stderr, p.stderr
+        assert "sqlite:///optuna.db or postgresql+psycopg://" in p.stderr
