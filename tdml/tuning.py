@@ -232,6 +232,16 @@ def _pruner(spec: StudySpec) -> optuna.pruners.BasePruner:
     return optuna.pruners.NopPruner()
 
 
+def pool_kwargs(url: str) -> dict[str, int]:
+    """SQLAlchemy pool of one worker process on a server database: many workers x the default
+    pool (5 + 10 overflow) would exhaust PostgreSQL's max_connections (100). A worker needs
+    about two connections (trial writes + the heartbeat thread); n_jobs > 1 needs more."""
+    if url.startswith("sqlite"):
+        return {}
+    return {"pool_size": int(os.environ.get("TDML_OPTUNA_POOL_SIZE", 2)),
+            "max_overflow": int(os.environ.get("TDML_OPTUNA_MAX_OVERFLOW", 2))}
+
+
 def _storage_error(url: str, e: BaseException) -> ConfigError:
     first = str(e).splitlines()[0][:300] if str(e) else type(e).__name__
     return ConfigError(f"cannot open the Optuna storage {redact(url)}: {type(e).__name__}: {first}. Use a "
@@ -248,7 +258,8 @@ def create_or_load_study(spec: StudySpec, url: str | None = None) -> optuna.Stud
     for attempt in range(5):  # workers starting together may race on creating tables / the study
         try:
             with _experimental_ok():  # heartbeats are "experimental" in Optuna since 2.x
-                storage = RDBStorage(url, heartbeat_interval=st.heartbeat_interval, grace_period=st.grace_period,
+                storage = RDBStorage(url, engine_kwargs=pool_kwargs(url), heartbeat_interval=st.heartbeat_interval,
+                                     grace_period=st.grace_period,
                                      heartbeat_stale_trial_callback=RetryStaleTrial(st.max_retry))
             study = optuna.create_study(storage=storage, study_name=spec.name, sampler=_sampler(spec),
                                         pruner=_pruner(spec), directions=spec.directions, load_if_exists=True)
