@@ -14,10 +14,9 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
-from pathlib import Path
-
 import mlflow
 
+from results_file import publish
 from tdml.cli import main as tdml_main
 
 ROWS = (("teacher", "teacher"), ("alone", "MLP alone (no teacher)"), ("student", "MLP + TimeDistill"))
@@ -57,11 +56,7 @@ def main() -> None:
     args = ap.parse_args()
     extra = [a for s in args.set for a in ("--set", s)]
     results = [run_seed(seed, args.experiment, extra) for seed in args.seeds]
-    out = table(results)
-    print(out)
-    path = Path(__file__).parent / "results"
-    path.mkdir(exist_ok=True)
-    (path / "main_synthetic.md").write_text(out + "\n")
+    publish(table(results), "main_synthetic.md")
 
 
 if __name__ == "__main__":

@@ -19,10 +19,9 @@ from __future__ import annotations
 
 import argparse
 import statistics
-from pathlib import Path
-
 import mlflow
 
+from results_file import publish
 from tdml import tracking
 from tdml.pipelines import distill_in_run, train_teacher_in_run
 from tdml.resolve import resolve_teacher
@@ -126,11 +125,7 @@ def main() -> None:
     args = ap.parse_args()
     if not args.report:
         run_all(args)
-    table = report(args.experiment, args.horizons)
-    print(table)
-    out = Path(__file__).parent / "results"
-    out.mkdir(exist_ok=True)
-    (out / "timedistill_etth1.md").write_text(table + "\n")
+    publish(report(args.experiment, args.horizons), "timedistill_etth1.md")
 
 
 if __name__ == "__main__":

@@ -211,8 +211,8 @@ def _headline(cfg, data) -> dict[str, Any]:
 
 
 def _serving_example(model, data):
-    """One raw (unscaled) window [1, L, C] as the logged model's input example, from which MLflow
-    infers its signature; None for a calendar-feature model (it is served from dated frames)."""
+    """One raw (unscaled) window [1, L, C] as the logged model's input example (the format it is
+    served in); None for a calendar-feature model (it is served from dated frames)."""
     if model.reads_marks():
         return None
     x = _example_batch(data, 1)["x"].numpy()
