@@ -276,6 +276,9 @@ class TrackingConfig:
     # always: force; never: register as @challenger only
     promote: Literal["if_better", "always", "never"] = "if_better"
     register: bool = True
+    # the model bundle (weights, input example, requirements: ~1-5 MB a run); off for the trials
+    # of a study, whose final runs log and register the chosen model
+    log_model: bool = True
     diagnostics: bool = True
     diagnostics_html: bool = True  # the plotly report (~5 MB); CSVs are written regardless
     latency_repeats: int = 20
@@ -285,6 +288,8 @@ class TrackingConfig:
     final_split: Literal["test", "val"] = "test"
 
     def validate(self):
+        require(self.log_model or not self.register,
+                "tracking.register needs tracking.log_model: a registered version is a logged model")
         # MLflow's alias rules, checked before training rather than after registering
         import re
 

@@ -101,10 +101,8 @@ def train_teacher_in_run(cfg: TeacherRunConfig, callbacks=()) -> RunSummary:
     if cfg.tracking.diagnostics and task.diagnose:
         metrics.update(_diagnose(task, data, split, cfg.data.batch_size, {"teacher": model}, 0.5, 3,
                                  cfg.tracking.diagnostics_html))
-    name = task.registered_name(data.name, cfg.model, data.dims) if cfg.tracking.register else None
-    mv = tracking.log_model(model, _model_meta(data, cfg.data, task.name), name, _serving_example(model, data), final,
-                            {DATA_TAG: data_settings(to_dict(cfg.data))})
-    _promote(mv, metrics, task, cfg.tracking)
+    mv = _publish(model, _model_meta(data, cfg.data, task.name), task.registered_name(data.name, cfg.model, data.dims),
+                  data, cfg, final, metrics, task)
     _log_wall(t0, mlflow_t0)
     summary = RunSummary(tracking.active_run_id(), "teacher", cfg.model, metrics, n_params, latency,
                          f"models:/{mv.name}/{mv.version}" if mv else None, mv.version if mv else None)
@@ -181,11 +179,8 @@ def distill_in_run(layers: Layers | dict[str, Any], callbacks=()) -> RunSummary:
         tau = getattr(loss_cfg, "temperature", 0.5)
         metrics.update(_diagnose(task, data, split, cfg.data.batch_size, {"teacher": teacher, "student": student},
                                  tau, getattr(loss_cfg, "scales", 3), cfg.tracking.diagnostics_html))
-    name = f"{mv.name}-student-{cfg.student}" if cfg.tracking.register else None
     smeta = {**_model_meta(data, cfg.data, task.name), "teacher": {"name": mv.name, "version": mv.version}}
-    smv = tracking.log_model(student, smeta, name, _serving_example(student, data), final,
-                             {DATA_TAG: data_settings(to_dict(cfg.data))})
-    _promote(smv, metrics, task, cfg.tracking)
+    smv = _publish(student, smeta, f"{mv.name}-student-{cfg.student}", data, cfg, final, metrics, task)
     if smv:
         tracking.set_tags({"tdml.registered_model": smv.name, "tdml.registered_version": smv.version})
     _log_wall(t0, mlflow_t0)
@@ -238,12 +233,20 @@ def _method_label(cfg) -> str:
     return f"{cfg.method} {weights}".strip()
 
 
-def _promote(mv, metrics: dict[str, float], task, track) -> None:
-    """@challenger for the new version; the run's alias only through the gate (on validation)."""
-    if mv is None or not track.alias:
-        return
-    key = f"best_val_{task.monitor}"
-    gate(mv.name, mv.version, metrics[key], key, task.mode, track.alias, track.promote)
+def _publish(model, meta: dict, name: str, data, cfg, final: dict[str, float], metrics: dict[str, float], task):
+    """Log the model bundle with its final metrics, register it (when asked) and put it through
+    the promotion gate: @challenger for the new version, the run's alias only if better on
+    validation. Without ``tracking.log_model`` (trials of a study) only the metrics are logged."""
+    track = cfg.tracking
+    if not track.log_model:
+        tracking.log_metrics(final)
+        return None
+    mv = tracking.log_model(model, meta, name if track.register else None, _serving_example(model, data), final,
+                            {DATA_TAG: data_settings(to_dict(cfg.data))})
+    if mv is not None and track.alias:
+        key = f"best_val_{task.monitor}"
+        gate(mv.name, mv.version, metrics[key], key, task.mode, track.alias, track.promote)
+    return mv
 
 
 def _log_wall(t0: float, mlflow_t0: float) -> None:

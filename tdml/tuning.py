@@ -162,7 +162,7 @@ class DistillKind(StudyKind):
         s = self.spec
         base = {**s.base, "teacher": s.teacher, **({"data": deep_merge(s.base.get("data", {}), s.data)} if s.data else {})}
         # trials keep metrics, terms and CSV diagnostics; the HTML report only for final runs
-        mode = {"tracking": {"final_split": "test" if final else "val", "register": final, "alias": "",
+        mode = {"tracking": {"final_split": "test" if final else "val", "register": final, "log_model": final, "alias": "",
                              "diagnostics_html": final}}
         return Layers(study_base=base, trial=overrides, run_mode=mode)
 

@@ -123,6 +123,9 @@ def test_parent_and_child_runs_link_both_ways(e2e):
         arts = {a.path for a in client.list_artifacts(child.info.run_id, "diagnostics")}
         assert "diagnostics/top_periods.csv" in arts
         assert "diagnostics/fft_report.html" not in arts  # ~5 MB each: final runs only
+        # no model bundle per trial: only the final run logs (and registers) one
+        assert not client.search_logged_models([child.info.experiment_id],
+                                               filter_string=f"source_run_id = '{child.info.run_id}'")
     assert parent.data.tags["tdml.role"] == "study" and parent.info.status == "FINISHED"
     assert study.metric_names == ["val_mse"]  # optuna-dashboard labels the objective
     assert "optuna-dashboard" in parent.data.tags["mlflow.note.content"]
@@ -154,6 +157,7 @@ def test_test_split_is_read_only_for_the_best_trial(e2e):
     assert f.data.tags["tdml.trial_number"] == str(best)
     assert "test_mse" in f.data.metrics
     assert "diagnostics/fft_report.html" in {a.path for a in client.list_artifacts(f.info.run_id, "diagnostics")}
+    assert client.search_logged_models([f.info.experiment_id], filter_string=f"source_run_id = '{f.info.run_id}'")
     # the study run carries the comparison report; the final run is in it, search trials are not
     import pandas as pd
 
