@@ -1,4 +1,4 @@
-"""DDTime on ETTh1 (METHODS.md §3): what a fresh model reaches when trained on 10 windows.
+"""DDTime on ETTh1 (docs/methods.md §3): what a fresh model reaches when trained on 10 windows.
 
 ETTh1, 24 -> 24, ``--n-windows`` synthetic windows, DLinear experts, ``--seeds`` evaluation
 seeds. Rows: full-data training (the ceiling), a random real subset of the same size, MTT,

@@ -33,7 +33,7 @@ LABELS = {"teacher": "teacher iTransformer", "mlp-alone": "MLP alone (no teacher
           "mlp-distilled": "MLP + TimeDistill (defaults)", "dmlp-alone": "DMLP alone (no teacher)",
           "dmlp-distilled": "DMLP + TimeDistill (defaults)",
           "mlp-distilledcache": "MLP + TimeDistill, teacher_cache=disk"}
-# third-party summaries of the paper's ETTh1 average over the four horizons (METHODS.md §1)
+# third-party summaries of the paper's ETTh1 average over the four horizons (docs/methods.md §1.7)
 PUBLISHED_AVG = {"mlp-distilled": (0.43, 0.441)}
 
 

@@ -197,7 +197,7 @@ def require(cond: bool, message: str) -> None:
 
 
 # --------------------------------------------------------------------------- run configs
-# Defaults follow METHODS.md; entry points and YAML files override them.
+# Defaults follow docs/methods.md; entry points and YAML files override them.
 from dataclasses import dataclass, field  # noqa: E402
 
 

@@ -1,6 +1,6 @@
 """Evaluation metrics over a whole split.
 
-Classification (METHODS.md §2), from scikit-learn on class probabilities:
+Classification (docs/methods.md §2.7), from scikit-learn on class probabilities:
 
 - ``auc_prc``: macro average precision, one-vs-rest over the classes.
 - ``auc_roc``: macro ROC AUC, one-vs-rest.

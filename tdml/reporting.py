@@ -22,7 +22,7 @@ from typing import Iterable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-# METHODS.md §2, the paper's AUC-PRC table (percent): two teacher reference columns, then
+# docs/methods.md §2.7, the paper's AUC-PRC table (percent): two teacher reference columns, then
 # Base / KD / FitNet / DT2W / MemKD. "teacher" is the first teacher column, "teacher_2" the second.
 PUBLISHED_AUC_PRC: dict[str, dict[str, float]] = {
     "ItalyPowerDemand": {"teacher": 99.24, "teacher_2": 98.21, "none": 94.22, "kd": 98.63, "fitnet": 97.23,

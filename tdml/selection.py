@@ -1,4 +1,4 @@
-"""Teacher selection: train several seeds, keep the best on validation (METHODS.md §2).
+"""Teacher selection: train several seeds, keep the best on validation (docs/methods.md §2.7).
 
 MemKD's teacher is "best of five by validation AUC-PRC". ``select_teacher`` trains one
 teacher run per seed (each registered as a new version *without* moving any alias), then

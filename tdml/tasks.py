@@ -81,7 +81,7 @@ TASKS.register("forecast")(Task(
     registered_name=_forecast_name, compatible_dims=("n_channels", "seq_len", "pred_len"),
     diagnose=_fft_diagnostics, default_student="mlp", default_method="timedistill",
 ))
-# METHODS.md §2: checkpoints by validation loss (cross-entropy); studies rank by AUC-PRC.
+# docs/methods.md §2.2: checkpoints by validation loss (cross-entropy); studies rank by AUC-PRC.
 TASKS.register("classify")(Task(
     "classify", F.cross_entropy, classification_metrics, monitor="ce", mode="min",
     registered_name=_classify_name, compatible_dims=("n_channels", "seq_len", "n_classes"),

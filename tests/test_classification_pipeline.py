@@ -1,4 +1,4 @@
-"""Classification end to end through the real MLflow SQLite store and registry (METHODS.md §2):
+"""Classification end to end through the real MLflow SQLite store and registry (docs/methods.md §2):
 UCR teacher -> alias -> every distillation method -> registered student; teacher selection
 by validation AUC-PRC; incompatible teachers and unknown datasets refused with a reason.
 

@@ -1,4 +1,4 @@
-"""Dataset distillation for forecasting (METHODS.md §3): expert trajectories, trajectory
+"""Dataset distillation for forecasting (docs/methods.md §3): expert trajectories, trajectory
 matching on a learnable synthetic series, CondTSF and DDTime plug-ins, evaluation on
 validation-selected synthetic sets. See docs/condense.md.
 

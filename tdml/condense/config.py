@@ -1,4 +1,4 @@
-"""Typed configuration of a condensation run (METHODS.md §3); every field reachable by --set."""
+"""Typed configuration of a condensation run (docs/methods.md §3); every field reachable by --set."""
 
 from __future__ import annotations
 

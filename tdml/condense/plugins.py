@@ -1,4 +1,4 @@
-"""Plug-in terms on the synthetic data (METHODS.md §3.4-3.5).
+"""Plug-in terms on the synthetic data (docs/methods.md §3.4–3.5).
 
 * ``frequency_value_loss`` -- DDTime's value term: (1-a) mean|Y - P| + a mean|rFFT(Y) - rFFT(P)|
   along the horizon, P the expert's prediction on the synthetic inputs.

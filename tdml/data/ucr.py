@@ -1,4 +1,4 @@
-"""UCR/UEA classification data (METHODS.md §2): ``dataset="ucr:<Name>"``.
+"""UCR/UEA classification data (docs/methods.md §2.1): ``dataset="ucr:<Name>"``.
 
 Files: ``<TDML_DATA_DIR>/ucr/<Name>/<Name>_{TRAIN,TEST}.ts`` (the sktime/UEA ``.ts`` format)
 or ``.tsv`` (UCR 2018: label in the first column, tab separated). Every series is resampled

@@ -1,4 +1,4 @@
-"""Shared pieces of the classification distillation losses (METHODS.md §2).
+"""Shared pieces of the classification distillation losses (docs/methods.md §2.2).
 
 Every loss here has a typed ``Config`` whose ``weight`` is λd, the weight of the whole
 loss against the caller's λc · CE, plus relative weights of its own sub-terms; ``weights()``

@@ -1,4 +1,4 @@
-"""MemKD (METHODS.md §2): match how much each subsequence moves the models' memory.
+"""MemKD (docs/methods.md §2.3): match how much each subsequence moves the models' memory.
 
 Memory response of hidden states h_1..h_L to the subsequence (t, t+z]:
 ``m(t, z) = ‖h_{t+z} − h_t‖₂ / (‖h_t‖₂ + ε)`` -- a scalar per sample, so a 100-wide teacher

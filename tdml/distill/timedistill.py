@@ -1,4 +1,4 @@
-"""TimeDistill (METHODS.md §1): multi-scale + multi-period distillation, on predictions
+"""TimeDistill (docs/methods.md §1.3): multi-scale + multi-period distillation, on predictions
 (weight alpha) and on features through a learned regressor (weight beta).
 
     L = MSE(ys, y) + alpha [Lscale(ys, yt) + Lperiod(ys, yt)]

@@ -1,4 +1,4 @@
-"""LSTM classifiers of MemKD (METHODS.md §2): teacher 3 x 100, student 1 x 8.
+"""LSTM classifiers of MemKD (docs/methods.md §2.2): teacher 3 x 100, student 1 x 8.
 
 One architecture, registered twice with different default ``Params``; a linear head reads
 the top layer's last hidden state. features(): ``sequence`` [B, L, hidden] (the top

@@ -1,4 +1,4 @@
-"""Students: the channel-shared MLP and its decomposed variant DMLP (METHODS.md §1)."""
+"""Students: the channel-shared MLP and its decomposed variant DMLP (docs/methods.md §1.2)."""
 
 from __future__ import annotations
 
