@@ -1,8 +1,10 @@
 """Name -> object registries (models, losses, split rules, ...).
 
 Lookups that fail list every valid key, so a typo on the command line is a one-step fix.
-``plugins`` names modules (not imported by the registry's owner, so no import cycle) whose
-import registers more entries; they are imported on the first lookup.
+``plugins`` names modules (not imported by the registry's owner, so no import cycle, and a
+lower layer never imports a higher one: docs/architecture.md) whose import registers more
+entries; they are imported on the first lookup of a name not registered yet, or when the
+names are listed.
 """
 
 from __future__ import annotations
@@ -37,7 +39,8 @@ class Registry(Generic[T]):
         return deco
 
     def get(self, name: str) -> T:
-        self._load_plugins()
+        if name.lower() not in self._items:
+            self._load_plugins()
         try:
             return self._items[name.lower()]
         except KeyError:

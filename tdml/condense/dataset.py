@@ -20,6 +20,7 @@ import torch
 
 from tdml import tracking
 from tdml.config import DataConfig
+from tdml.data import LOADERS
 from tdml.data.batching import INDEX, EpochOrder
 from tdml.data.forecast import ForecastData, Split, load_forecast_data
 from tdml.errors import DataError
@@ -101,6 +102,7 @@ def read_synthetic(directory: Path) -> tuple[torch.Tensor, torch.Tensor, dict[st
     return x, y, json.loads((directory / "synthetic.json").read_text())
 
 
+@LOADERS.register("runs")  # tdml.data names this module as the plug-in of that kind
 def load_synthetic_dataset(cfg: DataConfig) -> SyntheticForecastData:
     """The ``runs`` dataset kind: ``runs:/<run_id>/synthetic`` (the suffix may be omitted)."""
     rest = cfg.dataset[len("runs:/"):] if cfg.dataset.startswith("runs:/") else ""

@@ -15,7 +15,9 @@ from tdml.data.catalog import CATALOG, DatasetSpec  # noqa: F401
 from tdml.data.forecast import ForecastData, WindowLoader, load_forecast_data, read_csv  # noqa: F401
 from tdml.registry import Registry
 
-LOADERS: Registry[Callable[[DataConfig], Any]] = Registry("dataset kind")
+# Kinds defined in higher layers register themselves ("runs": tdml condense's synthetic sets);
+# they are named here, not imported.
+LOADERS: Registry[Callable[[DataConfig], Any]] = Registry("dataset kind", plugins=("tdml.condense.dataset",))
 LOADERS.register("forecast")(load_forecast_data)
 
 
@@ -24,13 +26,6 @@ def _load_ucr(cfg: DataConfig):
     from tdml.data.ucr import load_ucr
 
     return load_ucr(cfg.dataset, length=cfg.seq_len or 100)
-
-
-@LOADERS.register("runs")
-def _load_condensed(cfg: DataConfig):
-    from tdml.condense.dataset import load_synthetic_dataset  # runs:/<run_id>/synthetic (tdml condense)
-
-    return load_synthetic_dataset(cfg)
 
 
 def load_data(cfg: DataConfig):
