@@ -164,7 +164,7 @@ COMMANDS: dict[str, tuple[Callable, dict, str]] = {
                {"experiment": ("experiment", str), "family": ("family", str)},
                "one table and Pareto plot (error vs latency / parameters) of an experiment's teachers "
                "and students, logged as a report run"),
-    "tune": (_lazy("tdml.tuning", "cmd_tune"),
+    "tune": (_lazy("tdml.tuning.cli", "cmd_tune"),
              {"study": ("study", str), "n_trials": ("n_trials", _int), "storage": ("storage.url", str),
               "n_jobs": ("n_jobs", _int)},
              "run (or resume) an Optuna study from studies/*.yaml; trials are MLflow child runs"),

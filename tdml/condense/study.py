@@ -1,4 +1,4 @@
-"""The ``condense`` study kind for ``tdml tune`` (registered in tdml.tuning.KINDS).
+"""The ``condense`` study kind for ``tdml tune`` (registered in tdml.tuning.kinds.KINDS).
 
 The study spec's components are reused with a condensation meaning:
 ``search_space.loss.*`` -> ``ddtime.*`` (alpha, lam, tau, value_weight, representation: the
@@ -24,7 +24,7 @@ from tdml.data import load_data
 from tdml.pipelines import RunSummary
 from tdml.errors import ConfigError
 from tdml.train import resolve_device
-from tdml.tuning import KINDS, StudyKind, suggest_component
+from tdml.tuning.kinds import KINDS, StudyKind, suggest_component
 
 SECTIONS = {"loss": ("ddtime", DDTimeConfig), "train": ("match", MatchConfig)}
 

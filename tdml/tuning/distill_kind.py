@@ -1,0 +1,90 @@
+"""The ``distill`` study kind: a TimeDistill (or any registered loss) student against one
+registered teacher; the search space is checked against the loss's ``Config``, ``TrainConfig``
+and the student's ``Params`` before anything runs."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from tdml import pipelines, tracking
+from tdml.config import TrainConfig, coerce_dataclass, deep_merge, to_dict
+from tdml.errors import ConfigError, RegistryError
+from tdml.resolve import Layers, resolve_distill, resolve_teacher
+from tdml.studies import Distribution
+from tdml.tuning.kinds import KINDS, StudyKind
+
+
+RUN_METRICS = ("n_params", "cpu_latency_ms_b32", "param_ratio", "speedup")
+
+
+@KINDS.register("distill")
+class DistillKind(StudyKind):
+    """A TimeDistill (or any registered loss) student against one registered teacher."""
+
+    def validate(self) -> None:
+        from tdml.distill import LOSSES
+        from tdml.models import MODELS
+
+        s, space = self.spec, self.spec.search_space
+        base = resolve_distill(Layers(study_base={**s.base, "teacher": s.teacher or "models:/x@y"}))
+        loss_cls = LOSSES.get(base.method)
+        self._corners("loss", space.loss, loss_cls.Config, base.loss)
+        self._corners("train", space.train, TrainConfig, to_dict(base.train))
+        students = space.student.corners() if space.student else [base.student]
+        for st in students:
+            params = MODELS.get(st).Params
+            self._corners("student_params", space.student_params, params, base.student_params)
+        if not s.teacher:
+            raise ConfigError("study: `teacher` is required (models:/<name>@<alias>); add a "
+                              "`train_teacher:` block to have a missing one trained first")
+        tracking.parse_model_uri(s.teacher)
+        if s.train_teacher is not None:
+            resolve_teacher(s.train_teacher)  # unknown keys / bad values fail now, not later
+        for o in s.objectives:
+            if not (o.metric.startswith("val_") or o.metric in RUN_METRICS):
+                raise ConfigError(f"objective metric {o.metric!r} is not available to a distill study; "
+                                  f"use val_<metric> (e.g. val_mse, val_mae) or one of {', '.join(RUN_METRICS)}")
+
+    @staticmethod
+    def _corners(comp: str, dists: dict[str, Distribution], cls, fixed: dict) -> None:
+        valid = {f.name for f in dataclasses.fields(cls)}
+        for name, dist in dists.items():
+            if name not in valid:
+                raise ConfigError(f"search_space.{comp}: unknown field {name!r}; valid: {', '.join(sorted(valid))}")
+            for v in dist.corners():
+                try:
+                    coerce_dataclass(cls, {**fixed, name: v}, f"search_space.{comp}.{name}")
+                except ConfigError as e:
+                    raise ConfigError(f"search_space.{comp}.{name}: bad range, value {v!r} is invalid: {e}") from None
+
+    def prepare(self) -> None:
+        s = self.spec
+        try:
+            tracking.resolve_version(s.teacher)
+            return
+        except RegistryError as e:
+            if s.train_teacher is None:
+                raise ConfigError(f"study {s.name!r}: teacher {s.teacher} cannot be resolved ({e}). Train "
+                                  f"and register it first (tdml train-teacher ...), or add a "
+                                  f"`train_teacher:` block to the study to train it now") from None
+        name, alias, _ = tracking.parse_model_uri(s.teacher)
+        raw = deep_merge(s.train_teacher, {"tracking": {"alias": alias or "champion"}})
+        with tracking.start_run("", "teacher", "teacher", {"tdml.study": s.name}, nested=True):
+            t = pipelines.train_teacher_in_run(resolve_teacher(raw))
+        got = t.registered.split("/")[1] if t.registered else None
+        if got != name:
+            raise ConfigError(f"study {s.name!r}: train_teacher registered {got!r} but teacher is "
+                              f"{s.teacher}; make the train_teacher data/model match the URI's name")
+
+    def run(self, overrides: dict[str, Any], callbacks, final: bool) -> pipelines.RunSummary:
+        return pipelines.distill_in_run(self.layers(overrides, final), callbacks)
+
+    def layers(self, overrides: dict[str, Any], final: bool) -> Layers:
+        """A trial's settings: the study's base and data < the trial's values < the run mode."""
+        s = self.spec
+        base = {**s.base, "teacher": s.teacher, **({"data": deep_merge(s.base.get("data", {}), s.data)} if s.data else {})}
+        # trials keep metrics, terms and CSV diagnostics; the HTML report only for final runs
+        mode = {"tracking": {"final_split": "test" if final else "val", "register": final, "log_model": final, "alias": "",
+                             "diagnostics_html": final}}
+        return Layers(study_base=base, trial=overrides, run_mode=mode)

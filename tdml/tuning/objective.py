@@ -1,0 +1,92 @@
+"""The Optuna objective: one child MLflow run per trial, the kind's run inside it, the
+monitor metric reported to the pruner every epoch, the objective values logged by name."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Callable
+
+import optuna
+from optuna.storages import RetryHeartbeatStaleTrialCallback
+from optuna.trial import TrialState
+
+from tdml import pipelines, tracking
+from tdml.errors import ConfigError, Stopped
+from tdml.studies import StudySpec
+from tdml.tuning.kinds import StudyKind
+from tdml.tuning.storage import _experimental_ok
+
+
+class PruningReporter:
+    """Epoch callback: report the monitor metric; raise TrialPruned when the pruner says so."""
+
+    def __init__(self, trial: optuna.Trial, metric: str | None):
+        self.trial, self.metric = trial, metric
+
+    def __call__(self, epoch, train_terms, val_metrics, lr):
+        if self.metric is None:
+            return
+        value = val_metrics[self.metric]
+        self.trial.report(value, epoch)
+        if self.trial.should_prune():
+            raise optuna.TrialPruned(f"epoch {epoch + 1}: val_{self.metric}={value:.5g}")
+
+
+def make_objective(spec: StudySpec, kind: StudyKind, parent_run_id: str, store_dir: Path) -> Callable:
+    monitor = kind.monitor() if not spec.multi else None  # Optuna prunes single-objective only
+    store = optuna.artifacts.FileSystemArtifactStore(str(store_dir))
+
+    def objective(trial: optuna.Trial):
+        overrides = kind.search_space(trial)
+        tags = {"tdml.study": spec.name, "tdml.trial_number": trial.number,
+                "tdml.retry_of": _retried_from(trial)}
+        with tracking.start_run("", f"trial {trial.number} · {spec.name}", "trial", tags, parent_run_id=parent_run_id,
+                                stopped_on=(optuna.TrialPruned,)) as run:
+            trial.set_user_attr("mlflow_run_id", run.info.run_id)
+            trial.set_user_attr("mlflow_run_url", tracking.run_url(run.info.run_id, run.info.experiment_id))
+            trial.set_user_attr("mlflow_parent_run_id", parent_run_id)
+            try:
+                summary = kind.run(overrides, [PruningReporter(trial, monitor)], final=False)
+            except Stopped:  # this worker stops: the trial (FAIL) is queued again for any worker, now
+                trial.study.enqueue_trial(trial.params, user_attrs={"tdml.retry_of_stopped": trial.number},
+                                          skip_if_exists=False)
+                raise
+            values = [objective_value(summary, o.metric) for o in spec.objectives]
+            # the trial's value(s) under their own names: a per-epoch metric such as val_mse
+            # shows its last epoch in MLflow's run view, not the best checkpoint's score
+            tracking.log_metrics({f"objective_{o.metric}": v for o, v in zip(spec.objectives, values)})
+        _upload_diagnostics(trial, run.info.run_id, store)
+        return values
+
+    return objective
+
+
+def objective_value(summary: pipelines.RunSummary, metric: str) -> float:
+    """An objective's value from a run summary (its metrics, plus ``n_params``)."""
+    values = {"n_params": float(summary.n_params), **summary.metrics}
+    if metric not in values:
+        raise ConfigError(f"objective metric {metric!r} was not produced by the run; it logged: "
+                          f"{', '.join(sorted(values))}")
+    return float(values[metric])
+
+
+def _retried_from(trial: optuna.Trial) -> str:
+    """The number of the stale trial this one retries ('' if none)."""
+    frozen = [t for t in trial.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+              if t.number == trial.number]
+    with _experimental_ok():
+        n = RetryHeartbeatStaleTrialCallback.retried_trial_number(frozen[0]) if frozen else None
+    return "" if n is None else str(n)
+
+
+def _upload_diagnostics(trial, run_id: str, store) -> None:
+    """The child run's diagnostics/ tables (CSV, and PNG if any) as Optuna artifacts of the trial,
+    which optuna-dashboard previews. The HTML report (plotly.js embedded, ~5 MB) stays in MLflow."""
+    mimes = {".csv": "text/csv", ".png": "image/png"}
+    with tempfile.TemporaryDirectory() as tmp:
+        local = tracking.download_run_artifacts(run_id, "diagnostics", tmp, required=False)
+        for f in sorted(local.iterdir()) if local else []:
+            if f.suffix in mimes:
+                optuna.artifacts.upload_artifact(artifact_store=store, file_path=str(f), study_or_trial=trial,
+                                                 mimetype=mimes[f.suffix])
