@@ -16,28 +16,40 @@
 from __future__ import annotations
 
 import argparse
+import re
 import time
 from collections import defaultdict
 
 import torch
+import torch.nn.functional as F
 
 from tdml import tracking
 from tdml.data import load_data
 from tdml.distill import LOSSES
+from tdml.config import TrainConfig
+from tdml.data.batching import INDEX
 from tdml.distill.base import run_model
+from tdml.distill.timedistill import FEATURE_LOG_EPS, multi_period_loss, multi_scale_loss
 from tdml.models import build_model
 from tdml.pipelines import distill_in_run
 from tdml.resolve import Layers, resolve_distill
+from tdml.teacher_cache import teacher_outputs
+from tdml.train import _adam
 
 
 def profile(uri: str, steps: int) -> dict[str, float]:
-    """Mean milliseconds per training step of each part of a TimeDistill step."""
-    teacher, meta, _ = tracking.load_model(uri)
+    """Mean milliseconds per training step of each part of a TimeDistill step (cached and
+    recomputed teacher side by side), and of a plain step (``plain:`` rows)."""
+    teacher, meta, mv = tracking.load_model(uri)
     cfg = resolve_distill(Layers(explicit={"teacher": uri}), meta)
     data = load_data(cfg.data)
     student = build_model(cfg.student, data.dims, cfg.student_params)
     loss = LOSSES.get(cfg.method).from_models(LOSSES.get(cfg.method).Config(**cfg.loss), student, teacher)
     teacher.eval()
+    cached = teacher_outputs(teacher, f"{mv.name}/{mv.version}/{mv.run_id}", data, "train", loss.teacher_features(),
+                             cfg.data.batch_size, torch.device("cpu"), "disk")
+    c = loss.cfg
+    opt = _adam([*student.parameters(), *loss.parameters()], TrainConfig(lr=1e-3))
     ms: dict[str, float] = defaultdict(float)
 
     def timed(name, fn):
@@ -46,16 +58,36 @@ def profile(uri: str, steps: int) -> dict[str, float]:
         ms[name] += (time.perf_counter() - t) * 1000 / steps
         return out
 
+    batches = []
     for i, batch in enumerate(data.loader("train", cfg.data.batch_size, shuffle=True, seed=0)):
         if i == steps:
             break
+        batches.append(batch)
+    for batch in batches:  # the plain step: student, MSE, backward, Adam
+        s = timed("plain: student forward", lambda: run_model(student, batch))
+        gt = timed("plain: MSE", lambda: F.mse_loss(s.pred, batch["y"]))
+        timed("plain: backward", gt.backward)
+        timed("plain: optimizer step", opt.step)
+        opt.zero_grad(set_to_none=True)
+    for batch in batches:
         with torch.no_grad():
-            t = timed("teacher forward", lambda: run_model(teacher, batch))
+            timed("teacher forward (what the cache removes)", lambda: run_model(teacher, batch))
+        t = timed("cache lookup", lambda: cached.lookup(batch[INDEX], torch.device("cpu")))
         s = timed("student forward", lambda: run_model(student, batch))
-        gt = timed("term gt (MSE)", lambda: torch.nn.functional.mse_loss(s.pred, batch["y"]))
-        terms = timed("TimeDistill terms (all four)", lambda: loss(s, t, batch["y"]))
+        gt = timed("MSE", lambda: F.mse_loss(s.pred, batch["y"]))
+        ht = timed("regressor forward", lambda: loss.regressor(t.features[loss.teacher_feature]))
+        hs = s.features[loss.student_feature]
+        terms = {
+            "pred_scale": timed("pred_scale", lambda: multi_scale_loss(s.pred, t.pred, c.scales, 1)),
+            "pred_period": timed("pred_period", lambda: multi_period_loss(s.pred, t.pred, c.temperature, 1, c.kl_mode)),
+            "feat_scale": timed("feat_scale", lambda: multi_scale_loss(hs, ht, c.scales, -1)),
+            "feat_period": timed("feat_period", lambda: multi_period_loss(hs, ht, c.temperature, -1, c.kl_mode,
+                                                                          FEATURE_LOG_EPS)),
+        }
         total = gt + sum(loss.weights()[k] * v for k, v in terms.items())
         timed("backward", total.backward)
+        timed("optimizer step", opt.step)
+        opt.zero_grad(set_to_none=True)
     return dict(ms)
 
 
@@ -84,12 +116,17 @@ def main() -> None:
     ap.add_argument("--experiment", default="tdml-bench-cost")
     args = ap.parse_args()
     torch.manual_seed(0)
-    prof = profile(args.teacher, args.steps)
-    total = sum(prof.values())
-    print(f"one TimeDistill training step ({args.steps} steps averaged), {args.teacher}")
-    print("| part | ms per step | share |\n|---|---:|---:|")
+    with tracking.start_run(args.experiment, "profile of one step", "benchmark"):
+        prof = profile(args.teacher, args.steps)
+        tracking.log_metrics({"ms_" + re.sub(r"[^A-Za-z0-9_]+", "_", k).strip("_"): v for k, v in prof.items()})
+    plain = sum(v for k, v in prof.items() if k.startswith("plain:"))
+    cached = sum(v for k, v in prof.items() if not k.startswith(("plain:", "teacher forward")))
+    print(f"one training step ({args.steps} steps averaged, same batches), {args.teacher}")
+    print("| part | ms per step | share of its step |\n|---|---:|---:|")
     for k, v in prof.items():
-        print(f"| {k} | {v:.1f} | {v / total:.0%} |")
+        print(f"| {k} | {v:.2f} | {v / (plain if k.startswith('plain:') else cached):.0%} |")
+    print(f"plain step {plain:.1f} ms; distilled step {cached:.1f} ms with the cache ({cached / plain:.2f}x), "
+          f"{cached + prof['teacher forward (what the cache removes)']:.1f} ms recomputing the teacher")
     rows = side_by_side(args.teacher, args.epochs, args.experiment)
     base = rows[0]
     print(f"\n{args.epochs} epochs each, back to back in one process")

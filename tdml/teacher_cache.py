@@ -9,7 +9,8 @@ the same teacher version and data, also from sibling processes.
 Entries live in ``$TDML_CACHE_DIR`` (default ``~/.cache/tdml/teacher-outputs``), one folder
 per key; the key hashes the teacher's registered identity, the split's actual rows, the
 window settings and the feature names, so a new teacher version, other data or other windows
-never hit an old entry. Arrays are ``.npy`` files opened memory-mapped, so a split whose
+never hit an old entry. The folder is bounded (``$TDML_CACHE_MAX_GB``, default 20): after a
+new entry is written the least recently used ones are deleted. Arrays are ``.npy`` files opened memory-mapped, so a split whose
 features are gigabytes (C = 321) is streamed from disk instead of held in RAM. A folder is
 written under a temporary name and renamed into place: two processes computing the same
 entry both succeed and readers never see a partial one.
@@ -22,6 +23,7 @@ import json
 import os
 import shutil
 import tempfile
+import time
 import uuid
 import warnings
 from dataclasses import dataclass
@@ -91,10 +93,49 @@ def teacher_outputs(teacher, teacher_id: str, data, split: str, features: tuple[
         source = "disk" if (path / "complete").is_file() else "computed"
         if source == "computed":
             _write(path, compute(teacher, loader, features, device))
-        arrays = {k: np.load(path / f"{k}.npy", mmap_mode="r") for k in (PRED, *features)}
+            evict(keep=path)
+        try:
+            arrays = {k: np.load(path / f"{k}.npy", mmap_mode="r") for k in (PRED, *features)}
+            now = time.time()  # last use, for eviction (explicit: file-system clocks are coarse)
+            os.utime(path / "complete", (now, now))
+        except FileNotFoundError:  # evicted by another process between the check and the read
+            arrays, source = compute(teacher, loader, features, device), "computed"
     tensors = {k: _tensor(v) for k, v in arrays.items()}
     pred = tensors.pop(PRED)
     return TeacherOutputs(pred, tensors, source)
+
+
+def max_bytes() -> int:
+    """The cache's size bound: ``$TDML_CACHE_MAX_GB`` (default 20 GB)."""
+    return int(float(os.environ.get("TDML_CACHE_MAX_GB", "20")) * 1e9)
+
+
+def evict(keep: Path | None = None, limit: int | None = None) -> list[Path]:
+    """Delete the least recently used entries until the cache fits ``limit`` bytes; ``keep``
+    (the entry just written) stays. Safe while other processes read: a memory-mapped file
+    stays readable after it is unlinked, and a reader that finds an entry gone recomputes."""
+    root, limit = cache_root(), max_bytes() if limit is None else limit
+    if not root.is_dir():
+        return []
+    sized = []
+    for d in root.iterdir():
+        marker = d / "complete"
+        if d.name.startswith(".") or not marker.is_file():
+            continue
+        try:
+            sized.append((marker.stat().st_mtime, sum(f.stat().st_size for f in d.iterdir()), d))
+        except FileNotFoundError:  # being evicted by someone else
+            continue
+    total, gone = sum(size for _, size, _ in sized), []
+    for _, size, d in sorted(sized, key=lambda e: e[0]):
+        if total <= limit:
+            break
+        if keep is not None and d == keep:
+            continue
+        shutil.rmtree(d, ignore_errors=True)
+        total -= size
+        gone.append(d)
+    return gone
 
 
 def _tensor(a: np.ndarray) -> torch.Tensor:

@@ -66,6 +66,26 @@ def test_disk_entries_are_reused_and_keyed_by_teacher_and_data(parts, tmp_path, 
     assert teacher_outputs(teacher, "t/1", data, "train", names, 16, CPU, "recompute") is None
 
 
+def test_the_cache_is_bounded_least_recently_used_first(parts, tmp_path, monkeypatch):
+    data, teacher, _, loss = parts
+    monkeypatch.setenv("TDML_CACHE_DIR", str(tmp_path))
+    names = loss.teacher_features()
+    first = teacher_outputs(teacher, "t/1", data, "train", names, 16, CPU, "disk")
+    entry_bytes = sum(f.stat().st_size for d in tmp_path.iterdir() for f in d.iterdir())
+    # room for two entries: t/1 read again (most recent use), then t/2 and t/3 written
+    monkeypatch.setenv("TDML_CACHE_MAX_GB", str(2.5 * entry_bytes / 1e9))
+    teacher_outputs(teacher, "t/2", data, "train", names, 16, CPU, "disk")
+    assert teacher_outputs(teacher, "t/1", data, "train", names, 16, CPU, "disk").source == "disk"
+    teacher_outputs(teacher, "t/3", data, "train", names, 16, CPU, "disk")
+    kept = {d.name for d in tmp_path.iterdir()}
+    assert kept == {cache_key(t, data, "train", names) for t in ("t/1", "t/3")}  # t/2: least recently used
+    torch.testing.assert_close(first.pred, teacher_outputs(teacher, "t/1", data, "train", names, 16, CPU,
+                                                           "disk").pred)  # an open entry still reads
+    monkeypatch.setenv("TDML_CACHE_MAX_GB", "0")  # a bound below one entry keeps the new one
+    teacher_outputs(teacher, "t/4", data, "train", names, 16, CPU, "disk")
+    assert {d.name for d in tmp_path.iterdir()} == {cache_key("t/4", data, "train", names)}
+
+
 def _metrics(client, *extra):
     run = runs_of(client, "student")[0]
     assert run.info.status == "FINISHED"

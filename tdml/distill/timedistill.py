@@ -11,7 +11,6 @@ axis last -- as in the reference code, scale and period act along that hidden ax
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from tdml.config import KLMode, TimeDistillConfig
@@ -22,20 +21,27 @@ def _time_last(x: torch.Tensor, dim: int) -> torch.Tensor:
     return x.movedim(dim, -1)
 
 
+def _pool2(x: torch.Tensor, dim: int) -> torch.Tensor:
+    """AvgPool1d(kernel 2, stride 2) along ``dim`` (a trailing odd element dropped, as the pool
+    does), as a reshape + mean: no layout copy and ~10x faster than avg_pool on CPU."""
+    n = x.shape[dim] // 2
+    return x.narrow(dim, 0, 2 * n).unflatten(dim, (n, 2)).mean(dim + 1)
+
+
 def multi_scale_loss(s: torch.Tensor, t: torch.Tensor, scales: int, dim: int) -> torch.Tensor:
     """Mean over k = 0..S of MSE between AvgPool(2)^k of student and teacher along ``dim``.
 
-    Scales whose length would drop below 1 are skipped.
+    Scales whose length would drop below 1 are skipped. Pooling is linear, so the pooled
+    difference is pooled once instead of pooling both sides (equal up to float rounding).
     """
-    s, t = _time_last(s, dim), _time_last(t, dim)
-    shape = s.shape
-    s, t = s.reshape(-1, 1, shape[-1]), t.reshape(-1, 1, shape[-1])
-    losses = [F.mse_loss(s, t)]
+    d = s - t
+    dim = dim % d.ndim
+    losses = [d.square().mean()]
     for _ in range(scales):
-        if s.shape[-1] < 2:
+        if d.shape[dim] < 2:
             break
-        s, t = F.avg_pool1d(s, 2), F.avg_pool1d(t, 2)
-        losses.append(F.mse_loss(s, t))
+        d = _pool2(d, dim)
+        losses.append(d.square().mean())
     return torch.stack(losses).mean()
 
 
@@ -49,9 +55,28 @@ def amplitude(x: torch.Tensor, dim: int, eps: float = 1e-20) -> torch.Tensor:
     return torch.sqrt(z.real.square() + z.imag.square() + eps)
 
 
+# Peaked period distributions put most bins' log-probabilities far below -87, where a float32
+# exp underflows to a subnormal or 0: CPU exp takes a ~100x slower path there, and products
+# with such values in the backward pass (subnormal arithmetic) are as slow. Flooring the exp
+# argument at -50 keeps every probability and gradient product normal; it changes each such
+# probability by < 2e-22 (the loss by far less than float32 resolution) and zeroes gradients
+# that were < 2e-22 of the others. 3x faster feature-level period term at d = 512.
+EXP_FLOOR = -50.0
+
+
+def _exp(x: torch.Tensor) -> torch.Tensor:
+    return x.clamp(min=EXP_FLOOR).exp()
+
+
+def _log_softmax(z: torch.Tensor) -> torch.Tensor:
+    """log_softmax over the last axis, with the floored exp (same values and gradients)."""
+    z = z - z.detach().amax(-1, keepdim=True)
+    return z - _exp(z).sum(-1, keepdim=True).log()
+
+
 def period_distribution(x: torch.Tensor, temperature: float, dim: int) -> torch.Tensor:
     """softmax(|rFFT(x)|[1:] / tau) over frequencies, DC dropped; frequency on the last axis."""
-    return torch.softmax(amplitude(x, dim) / temperature, dim=-1)
+    return _exp(_log_softmax(amplitude(x, dim) / temperature))
 
 
 # The reference code's prediction-level term takes log(P_s + 1e-8) of the student's
@@ -78,12 +103,12 @@ def multi_period_loss(s: torch.Tensor, t: torch.Tensor, temperature: float, dim:
     """
     if s.shape[dim] < 2:  # a length-1 axis has no non-DC frequency
         return s.new_zeros(())
-    zs = amplitude(s, dim) / temperature
-    log_pt = torch.log_softmax(amplitude(t, dim) / temperature, dim=-1)
-    if kl_mode == "full":
-        return F.kl_div(torch.log_softmax(zs, dim=-1), log_pt, reduction="none", log_target=True).sum(-1).mean()
-    log_ps = torch.log(torch.softmax(zs, dim=-1) + log_eps) if log_eps else torch.log_softmax(zs, dim=-1)
-    return (log_pt.exp() * (log_pt - log_ps)).mean()
+    log_ps = _log_softmax(amplitude(s, dim) / temperature)
+    log_pt = _log_softmax(amplitude(t, dim) / temperature)
+    if kl_mode == "reference" and log_eps:
+        log_ps = torch.log(_exp(log_ps) + log_eps)
+    kl = _exp(log_pt) * (log_pt - log_ps)
+    return kl.sum(-1).mean() if kl_mode == "full" else kl.mean()
 
 
 class FeatureRegressor(nn.Module):
