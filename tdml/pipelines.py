@@ -22,13 +22,14 @@ from tdml.config import DataConfig, TeacherRunConfig, coerce_dataclass, deep_mer
 from tdml.data import load_data
 from tdml.distill import LOSSES
 from tdml.errors import ConfigError, IncompatibleTeacherError, TdmlError
+from tdml.latency import cpu_latency_ms
 from tdml.models import build_model
 from tdml.promotion import DATA_TAG, data_settings, gate
 from tdml.resolve import ENTRY_DEFAULTS, Layers, resolve_distill, resolve_teacher
+from tdml.runstate import global_rng
 from tdml.tasks import TASKS
 from tdml.teacher_cache import teacher_outputs
-from tdml.train import (Distillation, Supervised, cpu_latency_ms, evaluate, fit, predictions,
-                        resolve_device, seed_everything)
+from tdml.train import Distillation, Supervised, evaluate, fit, predictions, resolve_device, seed_everything
 
 log = logging.getLogger(__name__)
 
@@ -70,11 +71,12 @@ def _fit_and_test(objective, data, batch_size: int, cfg_train, extra_callbacks, 
 
 def train_teacher_in_run(cfg: TeacherRunConfig, callbacks=()) -> RunSummary:
     t0, mlflow_t0 = time.perf_counter(), tracking.tracking_seconds()
-    seed_everything(cfg.train.seed)
     data = load_data(cfg.data)
     cfg = _resolved(cfg, data)
     tracking.log_params({"config": to_dict(cfg)})
-    model = build_model(cfg.model, data.dims, cfg.model_params)
+    with global_rng():  # seed, then initialise, as one step: parallel trials share the generator
+        seed_everything(cfg.train.seed)
+        model = build_model(cfg.model, data.dims, cfg.model_params)
     task = TASKS.get(model.task)
     if model.task != data.task:
         raise TdmlError(f"model {cfg.model!r} is a {model.task} model but dataset {data.name!r} is "
@@ -128,20 +130,21 @@ def distill_in_run(layers: Layers | dict[str, Any], callbacks=()) -> RunSummary:
     tracking.set_tags({"tdml.teacher_uri": uri, "tdml.teacher_name": mv.name,
                        "tdml.teacher_version": mv.version, "tdml.teacher_run_id": mv.run_id or ""})
     cfg = resolve_distill(layers, meta)
-    seed_everything(cfg.train.seed)
     data = load_data(cfg.data)
     cfg = _resolved(cfg, data)
     tracking.log_params({"config": to_dict(cfg)})
     _check_teacher(teacher, meta, data)
-    student = build_model(cfg.student, data.dims, cfg.student_params)
     tracking.name_run(f"student {cfg.student} ← {mv.name} v{mv.version} · {_method_label(cfg)}", ("student",))
-    task = TASKS.get(student.task)
-    if student.task != teacher.task:
-        raise IncompatibleTeacherError(f"student {cfg.student!r} is a {student.task} model but the "
-                                       f"teacher is a {teacher.task} model")
     loss_cls = LOSSES.get(cfg.method)
     loss_cfg = coerce_dataclass(loss_cls.Config, dict(cfg.loss), f"loss ({cfg.method})")
-    loss = loss_cls.from_models(loss_cfg, student, teacher)  # registered in tdml.distill
+    with global_rng():  # seed, then initialise student and loss, as one step (parallel trials)
+        seed_everything(cfg.train.seed)
+        student = build_model(cfg.student, data.dims, cfg.student_params)
+        if student.task != teacher.task:
+            raise IncompatibleTeacherError(f"student {cfg.student!r} is a {student.task} model but the "
+                                           f"teacher is a {teacher.task} model")
+        loss = loss_cls.from_models(loss_cfg, student, teacher)  # registered in tdml.distill
+    task = TASKS.get(student.task)
     tracking.log_params({"loss": dataclasses.asdict(loss_cfg), "student_params": dataclasses.asdict(student.params)})
     # top level: what people compare across runs (table columns, parallel coordinates)
     _log_inputs(data, cfg.tracking.final_split)

@@ -18,11 +18,14 @@ A condense run's table layer is its method's plug-in defaults (``tdml.condense.m
 For a distill run the data settings start from the teacher's registered data config
 (between 1 and 2), so ``-P teacher=...`` alone is a complete run, and the dataset that
 picks table rows is the resolved one: the teacher's own when inherited. The student and
-the method default to the teacher's task's (``tdml.tasks.Task.default_student``).
+the method default to the teacher's task's (``tdml.tasks.Task.default_student``). A loss
+whose ``Config`` has a ``seed`` field (MemKD's pair sampling) left unset gets the run's
+``train.seed``, so the logged config holds the seed the loss draws with.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -90,7 +93,10 @@ def resolve_distill(layers: Layers | dict[str, Any], teacher_meta: dict[str, Any
     # the loss's own Config validates its fields now (bad weights fail before any training)
     loss_cls = LOSSES.get(method)
     cfg_raw["loss"] = to_dict(coerce_dataclass(loss_cls.Config, cfg_raw.get("loss", {}), f"loss ({method})"))
-    return coerce_dataclass(DistillRunConfig, cfg_raw, "distill")
+    cfg = coerce_dataclass(DistillRunConfig, cfg_raw, "distill")
+    if "seed" in cfg.loss and cfg.loss["seed"] is None:  # the loss draws with the run's seed
+        cfg = dataclasses.replace(cfg, loss={**cfg.loss, "seed": cfg.train.seed})
+    return cfg
 
 
 def resolve_condense(layers: Layers | dict[str, Any]):

@@ -3,8 +3,9 @@
 Runs fail loudly and visibly: an exception inside ``start_run`` marks the run FAILED,
 records the reason (tag ``tdml.error``, the run description, ``error.txt``) and re-raises.
 Models are logged as pyfunc with ``loader_module=tdml.serving`` over a safetensors +
-JSON bundle, so loading them never unpickles code. Time spent here is accumulated so a
-run can report the share of its wall time that went to tracking.
+JSON bundle, so loading them never unpickles code. Time spent here is accumulated per
+thread (``tdml.runstate``), so a run can report the share of its wall time that went to
+tracking, also when the trials of a study run in parallel threads.
 """
 
 from __future__ import annotations
@@ -28,11 +29,11 @@ from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
+from tdml import runstate
 from tdml.config import flatten
 from tdml.errors import RegistryError, Stopped, TdmlError
 
 log = logging.getLogger(__name__)
-_SECONDS = [0.0]
 _INPUT_LOCK = threading.Lock()
 
 ROLE_TAG = "tdml.role"  # 'teacher' | 'student' | 'pipeline' | 'study' | 'trial'
@@ -48,13 +49,14 @@ def timed(fn):
         try:
             return fn(*args, **kwargs)
         finally:
-            _SECONDS[0] += time.perf_counter() - t
+            runstate.add_mlflow_seconds(time.perf_counter() - t)
 
     return wrapper
 
 
 def tracking_seconds() -> float:
-    return _SECONDS[0]
+    """Seconds the calling thread has spent in MLflow calls so far (a run reads the difference)."""
+    return runstate.mlflow_seconds()
 
 
 # ----------------------------------------------------------------------------- runs
@@ -81,7 +83,8 @@ def start_run(experiment: str, run_name: str | None, role: str, tags: dict[str, 
                                tags={ROLE_TAG: role, **{k: str(v) for k, v in (tags or {}).items()}}, **kwargs)
     except (MlflowException, OSError) as e:  # nothing was created: say what to fix
         raise TrackingUnavailable(_unavailable(e)) from None
-    _SECONDS[0] += time.perf_counter() - t
+    runstate.add_mlflow_seconds(time.perf_counter() - t)
+    runstate.run_started()
     try:
         yield run
     except BaseException as e:
@@ -97,6 +100,8 @@ def start_run(experiment: str, run_name: str | None, role: str, tags: dict[str, 
         raise
     else:
         timed(mlflow.end_run)("FINISHED")
+    finally:
+        runstate.run_ended()
 
 
 class TrackingUnavailable(TdmlError):

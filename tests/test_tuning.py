@@ -270,3 +270,31 @@ def test_multi_objective_study_has_a_pareto_front_and_tests_its_trials(tmp_path)
         assert {"plots/pareto_front.html", "plots/history.html"} <= plots
         # the parent's "best" is the Pareto trial with the lowest first objective
         assert parent.data.metrics["best_val_mse"] == pytest.approx(min(b["values"]["val_mse"] for b in r.best))
+
+
+# ----------------------------------------------------------------------------- parallel trials
+def test_parallel_trials_give_the_numbers_of_sequential_ones(tmp_path):
+    """Two trials training at once in one process (n_jobs=2) give bit-identical validation
+    scores and per-epoch training losses to the same parameters run one after the other: each
+    run seeds and initialises its models as one step under tdml.runstate.global_rng, data order
+    and loss randomness use their own generators, and this student (MLP, no dropout) and its
+    teacher (eval mode) draw nothing else from torch's global generator while training."""
+
+    def trials(client, name, n_jobs, enqueue=()):
+        spec = spec_from_dict(tiny_spec(name, finalize=False, plots=False))
+        storage = f"sqlite:///{tmp_path / f'{name}.db'}"
+        study = tuning.create_or_load_study(spec, storage)
+        for p in enqueue:
+            study.enqueue_trial(p)
+        tuning.tune(spec, n_trials=2, storage=storage, n_jobs=n_jobs)
+        out = {}
+        for t in optuna.load_study(study_name=name, storage=storage).trials:
+            assert t.state == TrialState.COMPLETE
+            losses = [m.value for m in client.get_metric_history(t.user_attrs["mlflow_run_id"], "train_loss")]
+            out[tuple(sorted(t.params.items()))] = (t.value, losses)
+        return out
+
+    with teacher_store(tmp_path) as client:
+        parallel = trials(client, "repro-parallel", n_jobs=2)
+        sequential = trials(client, "repro-sequential", n_jobs=1, enqueue=[dict(k) for k in parallel])
+    assert len(parallel) == 2 and sequential == parallel

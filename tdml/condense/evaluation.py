@@ -16,6 +16,7 @@ from tdml.condense.dataset import with_train_windows
 from tdml.config import TrainConfig
 from tdml.models import build_model
 from tdml.models.defaults import default_params
+from tdml.runstate import global_rng
 from tdml.tasks import TASKS
 from tdml.train import Supervised, evaluate, fit, seed_everything
 
@@ -40,9 +41,10 @@ def build_eval_model(data, model: str, cfg: EvalConfig):
 def fit_on_windows(data, x: torch.Tensor, y: torch.Tensor, model: str, seed: int, cfg: EvalConfig,
                    epochs: int, device: torch.device):
     """(objective, FitResult) of a fresh ``model`` trained full-batch on (x, y), validated on real val."""
-    seed_everything(seed)
     syn = with_train_windows(data, x, y)
-    objective = Supervised(build_eval_model(syn, model, cfg), TASKS.get("forecast"))
+    with global_rng():  # seed, then initialise, as one step: parallel trials share the generator
+        seed_everything(seed)
+        objective = Supervised(build_eval_model(syn, model, cfg), TASKS.get("forecast"))
     tcfg = TrainConfig(epochs=epochs, lr=cfg.lr, lr_schedule="constant", patience=cfg.patience, seed=seed,
                        progress=False)
     result = fit(objective, syn.loader("train", x.shape[0], shuffle=True, seed=seed),

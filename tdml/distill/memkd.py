@@ -12,15 +12,17 @@ and an 8-wide student compare without an alignment layer.
 - Each term: SmoothL1(m_student, m_teacher), mean over responses.
 
 The pairs come from a generator seeded by ``seed`` (advanced every batch), so a run with the
-same seed sees the same pairs. ``seed`` unset (None, the default) means the run's seed: the
-torch seed in force when the loss is built, which the pipelines set from ``train.seed`` just
-before; the resolved value is written back into the config so the run logs it.
+same seed sees the same pairs. ``seed`` unset (None, the default) means the run's seed:
+``tdml.resolve.resolve_distill`` puts ``train.seed`` there, so the run logs it; a loss built
+directly with no seed uses the torch seed in force (``torch.initial_seed()``), in a copy of the
+config -- the config passed in is never changed.
 t indexes the model's outputs (h_1 is the first), never the zero initial state, whose norm
 would make m(0, z) blow up.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import torch
@@ -88,9 +90,9 @@ class MemKDLoss(DistillLoss):
     Config = MemKDConfig
 
     def __init__(self, cfg: MemKDConfig, *args, **kwargs):
+        if cfg.seed is None:  # built outside a run's resolver: the torch seed in force
+            cfg = dataclasses.replace(cfg, seed=torch.initial_seed())
         super().__init__(cfg, *args, **kwargs)
-        if cfg.seed is None:  # derive from the run: seed_everything(train.seed) ran before
-            cfg.seed = torch.initial_seed()
         self.generator = torch.Generator().manual_seed(cfg.seed)
 
     def term_weights(self):

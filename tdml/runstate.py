@@ -1,0 +1,66 @@
+"""What a run measures and draws belongs to that run, not to the process.
+
+A study with ``n_jobs > 1`` runs its trials as threads of one process, so nothing one run
+counts or seeds may live in a process global:
+
+* **MLflow seconds** are counted per thread: ``tdml.tracking`` adds the wall time of each of
+  its calls to the calling thread's counter, and a run body reads the difference between its
+  start and end (``tdml.pipelines``); a sibling trial's MLflow calls never count as its own.
+* **Open runs** are counted per thread (``tdml.tracking.start_run``), so code that would
+  change process-wide settings can tell whether a run in another thread may be training now
+  (``other_threads_in_runs``; ``tdml.latency`` then leaves the thread count alone).
+* **torch's global generator** is one per process. Model initialisation draws from it, so
+  "seed, then build the models" must not interleave with another thread's draws:
+  ``global_rng()`` is the (re-entrant) lock that every model construction holds
+  (``tdml.models.build_model``) and that a run holds around seeding and building its models
+  (``tdml.pipelines``, ``tdml.condense``). Training itself draws from it only through dropout
+  in train mode; docs/tuning.md says what that means for parallel trials.
+"""
+
+from __future__ import annotations
+
+import threading
+from contextlib import contextmanager
+from typing import Iterator
+
+_local = threading.local()
+_open: dict[int, int] = {}  # thread ident -> runs open in that thread
+_open_lock = threading.Lock()
+_rng_lock = threading.RLock()
+
+
+def add_mlflow_seconds(seconds: float) -> None:
+    _local.mlflow_seconds = mlflow_seconds() + seconds
+
+
+def mlflow_seconds() -> float:
+    """Seconds this thread has spent in MLflow calls (``tdml.tracking``) so far."""
+    return getattr(_local, "mlflow_seconds", 0.0)
+
+
+def run_started() -> None:
+    with _open_lock:
+        me = threading.get_ident()
+        _open[me] = _open.get(me, 0) + 1
+
+
+def run_ended() -> None:
+    with _open_lock:
+        me = threading.get_ident()
+        _open[me] -= 1
+        if not _open[me]:
+            del _open[me]
+
+
+def other_threads_in_runs() -> bool:
+    """Whether a thread other than the calling one has a tdml run open."""
+    with _open_lock:
+        me = threading.get_ident()
+        return any(ident != me for ident in _open)
+
+
+@contextmanager
+def global_rng() -> Iterator[None]:
+    """Hold torch's (and NumPy's and Python's) global generator: seed and draw inside it."""
+    with _rng_lock:
+        yield
