@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from tdml import tracking
+from tdml.tasks import Mode, better
 
 log = logging.getLogger(__name__)
 
@@ -48,11 +49,7 @@ def data_settings(data_config: dict[str, Any]) -> str:
     return json.dumps({k: data_config.get(k) for k in COMPARED_DATA}, sort_keys=True)
 
 
-def better(a: float, b: float, mode: str) -> bool:
-    return a < b if mode == "min" else a > b
-
-
-def gate(name: str, version: str, value: float, metric: str, mode: str, alias: str = "champion",
+def gate(name: str, version: str, value: float, metric: str, mode: Mode, alias: str = "champion",
          policy: str = "if_better") -> Decision:
     """Decide (and apply) whether ``alias`` of ``name`` moves to ``version`` scored ``value``.
 

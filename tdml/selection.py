@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, Sequence, get_args
 
 from tdml import tracking
 from tdml.config import set_dotted
 from tdml.errors import ConfigError, TdmlError
 from tdml.pipelines import RunSummary, train_teacher_in_run
 from tdml.resolve import resolve_teacher
+from tdml.tasks import Mode, better
 
 
 @dataclass
@@ -32,7 +33,7 @@ class Selection:
     runs: dict[int, RunSummary] = field(default_factory=dict)
 
 
-def select_teacher(raw: dict[str, Any], seeds: Sequence[int], metric: str = "auc_prc", mode: str = "max",
+def select_teacher(raw: dict[str, Any], seeds: Sequence[int], metric: str = "auc_prc", mode: Mode = "max",
                    alias: str = "champion", experiment: str | None = None) -> Selection:
     """Train a teacher per seed from the raw teacher config ``raw`` and alias the best.
 
@@ -42,7 +43,7 @@ def select_teacher(raw: dict[str, Any], seeds: Sequence[int], metric: str = "auc
     """
     if not seeds:
         raise ConfigError("select_teacher needs at least one seed")
-    if mode not in ("max", "min"):
+    if mode not in get_args(Mode):
         raise ConfigError(f"mode must be 'max' or 'min', got {mode!r}")
     key = f"best_val_{metric}"
     experiment = experiment or raw.get("tracking", {}).get("experiment", "tdml")
@@ -69,11 +70,12 @@ def select_teacher(raw: dict[str, Any], seeds: Sequence[int], metric: str = "auc
     return Selection(f"models:/{name}@{alias}", name, alias, best, s.version, key, scores, runs)
 
 
-def _best(scores: dict[int, float], mode: str) -> int:
+def _best(scores: dict[int, float], mode: Mode) -> int:
     """The seed with the best finite score (first one on ties); NaN scores never win."""
     finite = {k: v for k, v in scores.items() if v == v}
     if not finite:
         raise TdmlError(f"every teacher seed scored NaN on validation: {scores}")
-    pick = max if mode == "max" else min
-    target = pick(finite.values())
-    return next(k for k, v in finite.items() if v == target)
+    pick = next(iter(finite))
+    for seed, score in finite.items():
+        pick = seed if better(score, finite[pick], mode) else pick
+    return pick

@@ -13,12 +13,11 @@ import dataclasses
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from tdml.config import coerce_dataclass, deep_merge, load_yaml, require
 from tdml.errors import ConfigError
-
-DIRECTIONS = ("minimize", "maximize")
+from tdml.tasks import Mode
 
 
 @dataclass
@@ -113,11 +112,12 @@ class PrunerSpec:
 @dataclass
 class ObjectiveSpec:
     metric: str = "val_mse"  # a metric of the trial run (validation metrics are val_*)
-    direction: str = "minimize"
+    direction: Literal["minimize", "maximize"] = "minimize"  # Optuna's words for a study direction
 
-    def validate(self):
-        require(self.direction in DIRECTIONS,
-                f"objective direction must be minimize or maximize; got {self.direction!r}")
+    @property
+    def mode(self) -> Mode:
+        """The direction in the vocabulary of every other comparison (``tdml.tasks.better``)."""
+        return "min" if self.direction == "minimize" else "max"
 
 
 @dataclass
@@ -127,10 +127,9 @@ class PromotionSpec:
     enabled: bool = True
     alias: str = "champion"
     metric: str = "mse"  # validation metric compared (logged as best_val_<metric>)
-    mode: str = "min"
+    mode: Mode = "min"
 
     def validate(self):
-        require(self.mode in ("min", "max"), f"promotion.mode must be min or max; got {self.mode!r}")
         require(bool(self.alias), "promotion.alias must not be empty")
 
 

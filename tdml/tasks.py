@@ -7,12 +7,22 @@ for these, so neither ever branches on a task or model name.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Literal
 
 import torch
 import torch.nn.functional as F
 
 from tdml.registry import Registry
+
+# Which way a score is better, in one vocabulary for every comparison tdml makes (checkpoints,
+# teacher selection, the promotion gate, a study's final candidates); Optuna's own
+# "minimize"/"maximize" appear only where a study spec talks to Optuna (``ObjectiveSpec.mode``).
+Mode = Literal["min", "max"]
+
+
+def better(a: float, b: float, mode: Mode) -> bool:
+    """Whether score ``a`` is strictly better than ``b`` (a NaN is never better, nor beaten)."""
+    return a < b if mode == "min" else a > b
 
 
 class MetricAccumulator:
@@ -36,7 +46,7 @@ class Task:
     target_loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # training loss vs ground truth
     metrics: Callable[[torch.Tensor, torch.Tensor], dict[str, float]]  # over a whole split
     monitor: str  # validation metric that picks checkpoints and trials
-    mode: str  # 'min' or 'max'
+    mode: Mode
     registered_name: Callable[[str, str, Any], str]  # (dataset, model, dims) -> registry name
     # Dims fields a teacher and a student run must agree on.
     compatible_dims: tuple[str, ...] = ()
@@ -46,7 +56,7 @@ class Task:
     default_method: str = ""
 
     def better(self, a: float, b: float) -> bool:
-        return a < b if self.mode == "min" else a > b
+        return better(a, b, self.mode)
 
 
 def forecast_metrics(pred: torch.Tensor, target: torch.Tensor) -> dict[str, float]:

@@ -14,7 +14,7 @@ Borders = dict[str, tuple[int, int]]  # split -> (first row of its windows, end 
 SPLITS: Registry[Callable[[int, int], Borders]] = Registry("split rule")
 
 
-def _ett(n_rows: int, seq_len: int, rows_per_month: int) -> Borders:
+def _ett(seq_len: int, rows_per_month: int) -> Borders:
     tr, va, te = 12 * rows_per_month, 16 * rows_per_month, 20 * rows_per_month
     return {"train": (0, tr), "val": (tr - seq_len, va), "test": (va - seq_len, te)}
 
@@ -22,13 +22,13 @@ def _ett(n_rows: int, seq_len: int, rows_per_month: int) -> Borders:
 @SPLITS.register("ett_hour")
 def ett_hour(n_rows: int, seq_len: int) -> Borders:
     """12 / 4 / 4 months of 30 days, hourly rows (rows after month 20 are unused)."""
-    return _ett(n_rows, seq_len, 30 * 24)
+    return _ett(seq_len, 30 * 24)
 
 
 @SPLITS.register("ett_minute")
 def ett_minute(n_rows: int, seq_len: int) -> Borders:
     """As ett_hour with 15-minute rows (x4)."""
-    return _ett(n_rows, seq_len, 30 * 24 * 4)
+    return _ett(seq_len, 30 * 24 * 4)
 
 
 @SPLITS.register("ratio")

@@ -13,7 +13,7 @@ the only thing (with ``Dims``) needed to rebuild a model from its logged config.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import torch
@@ -152,4 +152,4 @@ def model_from_config(cfg: dict[str, Any]) -> TdmlModel:
 
 
 __all__ = ["Dims", "TdmlModel", "Forecaster", "Classifier", "MODELS", "register_model", "build_model",
-           "model_from_config", "field"]
+           "model_from_config"]

@@ -11,8 +11,9 @@ from optuna.trial import FixedTrial
 
 from tdml import tracking
 from tdml.errors import ConfigError, TdmlError
-from tdml.promotion import better, gate
+from tdml.promotion import gate
 from tdml.studies import StudySpec
+from tdml.tasks import better
 from tdml.tuning.kinds import StudyKind
 
 

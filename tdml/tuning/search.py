@@ -95,7 +95,7 @@ def _summarize(spec: StudySpec, study: optuna.Study, parent_run_id: str, url: st
     trials = study.get_trials(deepcopy=False)
     counts = {s.name.lower(): sum(t.state == s for t in trials) for s in TrialState}
     tracking.log_metrics({f"trials_{k}": v for k, v in counts.items()})
-    best = sorted(study.best_trials, key=lambda t: t.values[0] * (1 if spec.directions[0] == "minimize" else -1)) \
+    best = sorted(study.best_trials, key=lambda t: t.values[0] * (1 if spec.objectives[0].mode == "min" else -1)) \
         if counts["complete"] else []
     rows = [{"number": t.number, "params": t.params, "values": dict(zip([o.metric for o in spec.objectives], t.values)),
              "mlflow_run_id": t.user_attrs.get("mlflow_run_id")} for t in best]
