@@ -19,7 +19,9 @@ counts or seeds may live in a process global:
 
 from __future__ import annotations
 
+import functools
 import threading
+import time
 from contextlib import contextmanager
 from typing import Iterator
 
@@ -31,6 +33,21 @@ _rng_lock = threading.RLock()
 
 def add_mlflow_seconds(seconds: float) -> None:
     _local.mlflow_seconds = mlflow_seconds() + seconds
+
+
+def timed(fn):
+    """Count the wall time of each call of ``fn`` (an MLflow call of ``tdml.tracking``) as this
+    thread's MLflow seconds."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        t = time.perf_counter()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            add_mlflow_seconds(time.perf_counter() - t)
+
+    return wrapper
 
 
 def mlflow_seconds() -> float:
