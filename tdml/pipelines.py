@@ -164,8 +164,10 @@ def distill_in_run(layers: Layers | dict[str, Any], callbacks=()) -> RunSummary:
     objective = Distillation(student, teacher, loss, loss.weights(), task, cfg.target_weight, cached)
     split = cfg.tracking.final_split
     result, test = _fit_and_test(objective, data, cfg.data.batch_size, cfg.train, callbacks, split)
-    teacher_test, _ = evaluate(Supervised(teacher, task), data.loader(split, cfg.data.batch_size),
-                               resolve_device(cfg.train.device))
+    # the frozen teacher's predictions on the scored split: once, from the cache when on (a
+    # study's trials share the validation split's entry), for its metrics and the diagnostics
+    t_pred = _teacher_predictions(teacher, mv, data, split, cfg)
+    teacher_test = task.metrics(t_pred, torch.cat([b["y"] for b in data.loader(split, cfg.data.batch_size)]))
     example = _example_batch(data)
     lat_s = cpu_latency_ms(student, example, repeats=cfg.tracking.latency_repeats)
     lat_t = _teacher_latency(teacher, mv, example, cfg.tracking)
@@ -180,7 +182,7 @@ def distill_in_run(layers: Layers | dict[str, Any], callbacks=()) -> RunSummary:
     tracking.log_metrics({k: v for k, v in metrics.items() if k not in final})
     if cfg.tracking.diagnostics and task.diagnose:
         tau = getattr(loss_cfg, "temperature", 0.5)
-        metrics.update(_diagnose(task, data, split, cfg.data.batch_size, {"teacher": teacher, "student": student},
+        metrics.update(_diagnose(task, data, split, cfg.data.batch_size, {"teacher": t_pred, "student": student},
                                  tau, getattr(loss_cfg, "scales", 3), cfg.tracking.diagnostics_html))
     smeta = {**_model_meta(data, cfg.data, task.name), "teacher": {"name": mv.name, "version": mv.version}}
     smv = _publish(student, smeta, f"{mv.name}-student-{cfg.student}", data, cfg, final, metrics, task)
@@ -288,9 +290,19 @@ def _check_teacher(teacher, meta: dict, data) -> None:
                                            f"distilling on {data.name!r}"})
 
 
+def _teacher_predictions(teacher, mv, data, split: str, cfg) -> torch.Tensor:
+    """The teacher's predictions on ``split`` in loader order ([N, ...], float32, CPU)."""
+    held = teacher_outputs(teacher, f"{mv.name}/{mv.version}/{mv.run_id}", data, split, (), cfg.data.batch_size,
+                           resolve_device(cfg.train.device), cfg.teacher_cache)
+    if held is not None:
+        return held.pred
+    return predictions(teacher, data.loader(split, cfg.data.batch_size), resolve_device(cfg.train.device)).pred
+
+
 def _diagnose(task, data, split: str, batch_size: int, models: dict, tau: float,
               scales: int, html: bool = True) -> dict[str, float]:
-    """Diagnostics of ground truth and each model on ``split``, logged as artifacts."""
+    """Diagnostics of ground truth and each model on ``split``, logged as artifacts; a value of
+    ``models`` is a model or its predictions on the split already computed."""
     loader = data.loader(split, batch_size)
     series = {"ground_truth": torch.cat([b["y"] for b in loader]).numpy()}
     for name, m in models.items():
