@@ -101,11 +101,13 @@ def main(argv=None) -> int:
                 raw = {"data": {"dataset": f"ucr:{ds}"}, "model": "lstm_teacher",
                        "train": _train(args.teacher_epochs, args.teacher_lr, args.patience, 0, args.max_batches),
                        "tracking": {"latency_repeats": 5, "experiment": args.experiment}}
+                t_sel = time.perf_counter()
                 sel = select_teacher(raw, args.teacher_seeds, metric="auc_prc", mode="max")
+                per_teacher = (time.perf_counter() - t_sel) / len(sel.runs)  # selection included
                 teacher_uri = sel.uri
                 for seed, s in sel.runs.items():
                     add({"dataset": ds, "method": "teacher_all", "seed": seed, **_pick(s.metrics),
-                         "n_params": s.n_params, "latency_ms": s.latency_ms, "run_id": s.run_id})
+                         "run_wall_s": per_teacher, "n_params": s.n_params, "latency_ms": s.latency_ms, "run_id": s.run_id})
                 best = sel.runs[sel.best_seed]
                 add({"dataset": ds, "method": "teacher", "seed": sel.best_seed, **_pick(best.metrics),
                      "n_params": best.n_params, "latency_ms": best.latency_ms, "run_id": best.run_id,
@@ -121,10 +123,12 @@ def main(argv=None) -> int:
                            "train": _train(args.student_epochs, args.student_lr, args.patience, seed,
                                            args.max_batches),
                            "tracking": {"register": False, "latency_repeats": 5, "experiment": args.experiment}}
+                    t_run = time.perf_counter()
                     with tracking.start_run(args.experiment, f"{ds}-{method}-seed{seed}", "student",
                                             tags={"tdml.bench": "memkd"}):
                         s = distill_in_run(raw)
                     add({"dataset": ds, "method": method, "seed": seed, **_pick(s.metrics),
+                         "run_wall_s": time.perf_counter() - t_run,
                          "n_params": s.n_params, "latency_ms": s.latency_ms,
                          "teacher_n_params": s.extra["teacher_n_params"],
                          "teacher_latency_ms": s.extra["teacher_latency_ms"], "run_id": s.run_id})
@@ -141,6 +145,20 @@ def main(argv=None) -> int:
         print(report)
         print(f"parent run {parent.info.run_id}")
     return 0
+
+
+def _time_split(records) -> str:
+    """Where the runs' wall time went: training (fit, validation included) vs everything else
+    (data, teacher cache, test, latency, diagnostics, MLflow), per dataset and in total."""
+    rows = ["\n### time\n", "| dataset | runs | run wall (min) | training (min) | outside training |",
+            "|---|---:|---:|---:|---:|"]
+    timed = [r for r in records if "run_wall_s" in r and "train_seconds" in r and r["method"] != "teacher"]
+    for d in [*dict.fromkeys(r["dataset"] for r in timed), None]:
+        rs = [r for r in timed if d is None or r["dataset"] == d]
+        wall, train = sum(r["run_wall_s"] for r in rs), sum(r["train_seconds"] for r in rs)
+        if wall:
+            rows.append(f"| {d or '**all**'} | {len(rs)} | {wall / 60:.1f} | {train / 60:.1f} | {1 - train / wall:.0%} |")
+    return "\n".join(rows) + "\n"
 
 
 def _pick(metrics: dict) -> dict:
@@ -185,7 +203,7 @@ def write_report(records, args, out: Path, wall: float) -> str:
               f"on validation CE, patience {args.patience}; lr {args.teacher_lr} / {args.student_lr}; "
               f"λd = {WEIGHTS}; wall time {wall / 60:.1f} min (this invocation; resumed runs count only "
               f"their own part).\n\n")
-    text = header + "\n".join(parts) + "\n### efficiency\n\n" + "\n".join(eff) + "\n"
+    text = header + "\n".join(parts) + "\n### efficiency\n\n" + "\n".join(eff) + "\n" + _time_split(records)
     (out / "table.md").write_text(text)
     return text
 
