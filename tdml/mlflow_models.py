@@ -85,21 +85,19 @@ def load_model(uri: str, device: str = "cpu"):
 def log_model(model, meta: dict[str, Any], registered_name: str | None, example=None,
               metrics: dict[str, float] | None = None, version_tags: dict[str, str] | None = None
               ) -> ModelVersion | None:
-    """Log the model bundle to the active run (with ``example`` as input example, whence its
-    signature), log ``metrics`` linked to it (the Models tab and the version page show them) and
+    """Log the model bundle to the active run with its signature (``tdml.serving.signature``:
+    [B, L, C] float32, or a dated frame for a calendar-feature model) and ``example`` as input
+    example, log ``metrics`` linked to it (the Models tab and the version page show them) and
     register it as a new version tagged ``version_tags`` (no alias moves: ``tdml.promotion.gate``
     decides that)."""
-    from tdml.serving import save_bundle
+    from tdml.serving import save_bundle, signature
 
-    # No signature on purpose: MLflow enforces a tensor signature's rank before the model runs,
-    # which would refuse the single-window [L, C] form tdml serves; tdml.serving checks the shape
-    # itself and answers with the expected [B, L, C]. The input example documents the format.
     with tempfile.TemporaryDirectory() as tmp:
         bundle = save_bundle(model, meta, Path(tmp) / "tdml_model")
         info = mlflow.pyfunc.log_model(
             name="model", loader_module="tdml.serving", data_path=str(bundle),
             pip_requirements=_requirements(), metadata={"tdml": _json_safe(meta)},
-            input_example=example,
+            signature=signature(model, meta), input_example=example,
         )
     if metrics:
         mlflow.log_metrics({k: float(v) for k, v in metrics.items()}, model_id=info.model_id)

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
 
 from tdml import tracking
@@ -211,13 +212,15 @@ def _headline(cfg, data) -> dict[str, Any]:
 
 
 def _serving_example(model, data):
-    """One raw (unscaled) window [1, L, C] as the logged model's input example (the format it is
-    served in); None for a calendar-feature model (it is served from dated frames)."""
-    if model.reads_marks():
-        return None
-    x = _example_batch(data, 1)["x"].numpy()
+    """The logged model's input example, in the format it is served in: one raw (unscaled)
+    window [1, L, C], or for a calendar-feature model that window as a frame with its dates."""
     scaler = data.meta().get("scaler") or {}
-    return x * np.asarray(scaler.get("std", 1.0), np.float32) + np.asarray(scaler.get("mean", 0.0), np.float32)
+    mean, std = (np.asarray(scaler.get(k, d), np.float32) for k, d in (("mean", 0.0), ("std", 1.0)))
+    if model.reads_marks():
+        split, L = data.splits["val"], data.dims.seq_len
+        frame = pd.DataFrame(split.values[:L].numpy() * std + mean, columns=data.columns).astype("float64")
+        return frame.assign(date=split.dates[:L])[["date", *data.columns]]
+    return _example_batch(data, 1)["x"].numpy() * std + mean
 
 
 def _teacher_latency(teacher, mv, example, track) -> float:

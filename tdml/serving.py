@@ -2,14 +2,18 @@
 loads ``weights.safetensors`` -- no pickled code anywhere.
 
 ``mlflow.pyfunc.load_model("models:/<name>@<alias>")`` returns a predictor that takes raw
-(unscaled) lookback windows, shaped [B, L, C] or [L, C] (ndarray or DataFrame with the
-training columns), and returns forecasts in the same units.
+(unscaled) lookback windows, a float32 array [B, L, C] (one window: [1, L, C]), and returns
+forecasts [B, H, C] in the same units (a classifier: logits [B, K]). The logged signature is
+that tensor, ``(-1, L, C)`` float32: MLflow refuses another rank, window length, channel count
+or dtype before the model runs, naming the expected shape (over HTTP: a 400); NaNs are refused
+here, with the same expected shape.
 
 A model that reads calendar features (it was trained on a file with a ``date`` column and
-declares ``uses_time_features``) needs the dates too: pass one window as a DataFrame with a
-``date`` column and the training columns (its last L rows are used; the H future dates
-continue at the training frequency). Without dates such a model would silently see inputs
-it was never trained on, so a bare array is refused with a message that says this.
+declares ``uses_time_features``) needs the dates too: its signature is column-based, a
+``date`` column (ISO strings or datetimes) and the training columns (double). Pass one window
+as a DataFrame (its last L rows are used; the H future dates continue at the training
+frequency) and get [H, C]. Without dates such a model would silently see inputs it was never
+trained on, so a bare array or a frame without ``date`` is refused, naming the column.
 """
 
 from __future__ import annotations
@@ -23,7 +27,10 @@ import pandas as pd
 import torch
 
 from mlflow.exceptions import MlflowException
+from mlflow.models import ModelSignature
 from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
+from mlflow.types import ColSpec, Schema, TensorSpec
+from mlflow.types.schema import AnyType
 
 CONFIG_FILE = "config.json"
 
@@ -35,6 +42,18 @@ class ServingInputError(MlflowException, ValueError):
     def __init__(self, message: str):
         super().__init__(message, error_code=INVALID_PARAMETER_VALUE)
 WEIGHTS_FILE = "weights.safetensors"
+
+
+def signature(model, meta: dict[str, Any]) -> ModelSignature:
+    """What the served model accepts and returns (MLflow enforces the inputs before predict)."""
+    d = model.dims
+    out = (d.pred_len, d.n_channels) if model.task == "forecast" else (d.n_classes,)
+    f32 = np.dtype(np.float32)
+    if model.reads_marks():
+        # 'date' of any type: ISO strings (JSON, CSV) or datetimes, parsed in _dated_window
+        return ModelSignature(Schema([ColSpec(AnyType(), "date"), *(ColSpec("double", str(c)) for c in meta["columns"])]),
+                              Schema([TensorSpec(f32, out)]))
+    return ModelSignature(Schema([TensorSpec(f32, (-1, d.seq_len, d.n_channels))]), Schema([TensorSpec(f32, (-1, *out))]))
 
 
 def save_bundle(model: torch.nn.Module, meta: dict[str, Any], directory: Path) -> Path:
@@ -81,9 +100,11 @@ class _Predictor:
         return y[0] if single else y
 
     def _check(self, x: np.ndarray) -> None:
-        """Shape and values of a raw window, with what was expected, before the model sees it."""
+        """Shape and values of a raw window, with what was expected, before the model sees it.
+        (MLflow checks a signature's shape first; versions logged without one, and the
+        single-window [L, C] form they accept, rely on this check and ``_inputs``.)"""
         dims = self.model.dims
-        expected = f"[B, {dims.seq_len}, {dims.n_channels}] (or one window [{dims.seq_len}, {dims.n_channels}])"
+        expected = f"[B, {dims.seq_len}, {dims.n_channels}]"
         if x.ndim not in (2, 3) or tuple(x.shape[-2:]) != (dims.seq_len, dims.n_channels):
             raise ServingInputError(f"input has shape {list(x.shape)}; this model expects raw lookback windows "
                                     f"{expected}: L = seq_len = {dims.seq_len} rows of C = {dims.n_channels} "

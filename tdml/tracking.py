@@ -11,7 +11,6 @@ tracking, also when the trials of a study run in parallel threads.
 from __future__ import annotations
 
 import logging
-import os
 import tempfile
 import threading
 import time
@@ -25,6 +24,7 @@ import mlflow
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
+from tdml import experiments
 from tdml import runstate
 from tdml.config import flatten
 from tdml.errors import RegistryError, Stopped, TdmlError
@@ -33,6 +33,7 @@ from tdml.mlflow_models import (active_run_id, current_alias_version, load_model
                                 model_version, parse_model_uri, resolve_version, set_alias,
                                 set_version_tags)
 from tdml.runstate import timed
+from tdml.experiments import run_url  # noqa: F401 (tdml.tuning and tests call tracking.run_url)
 
 log = logging.getLogger(__name__)
 _INPUT_LOCK = threading.Lock()
@@ -60,14 +61,19 @@ def start_run(experiment: str, run_name: str | None, role: str, tags: dict[str, 
     """
     t = time.perf_counter()
     kwargs: dict[str, Any] = {}
+    launcher = None
+    tags = {ROLE_TAG: role, **{k: str(v) for k, v in (tags or {}).items()}}
     try:
         if parent_run_id:
             kwargs = {"parent_run_id": parent_run_id,
                       "experiment_id": MlflowClient().get_run(parent_run_id).info.experiment_id}
-        elif not nested and not os.environ.get("MLFLOW_RUN_ID") and mlflow.active_run() is None:
-            _declare_kind(mlflow.set_experiment(experiment))
+        elif not nested and mlflow.active_run() is None:  # the named experiment (also under `mlflow run`)
+            kwargs, launcher = experiments.top_level(experiment)
+            tags = {**kwargs.pop("tags", {}), **tags}
         run = mlflow.start_run(run_name=run_name, nested=nested or bool(parent_run_id) or mlflow.active_run() is not None,
-                               tags={ROLE_TAG: role, **{k: str(v) for k, v in (tags or {}).items()}}, **kwargs)
+                               tags=tags, **kwargs)
+        if launcher:
+            experiments.label_launcher(launcher, run)
     except (MlflowException, OSError) as e:  # nothing was created: say what to fix
         raise TrackingUnavailable(_unavailable(e)) from None
     runstate.add_mlflow_seconds(time.perf_counter() - t)
@@ -103,19 +109,6 @@ def _unavailable(e: BaseException) -> str:
     else:
         hint = "check MLFLOW_TRACKING_URI and that the tracking server is running and reachable"
     return f"cannot use the MLflow tracking store at {uri}: {text}; {hint}"
-
-
-EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}  # the UI opens on training runs
-
-
-def _declare_kind(exp) -> None:
-    """Tag the experiment as model training (MLflow 3 otherwise opens its GenAI overview)."""
-    if (exp.tags or {}).get("mlflow.experimentKind") != EXPERIMENT_KIND["mlflow.experimentKind"]:
-        try:
-            for k, v in EXPERIMENT_KIND.items():
-                MlflowClient().set_experiment_tag(exp.experiment_id, k, v)
-        except MlflowException as e:  # a UI hint: never worth failing a run (e.g. a locked SQLite file)
-            log.warning("could not tag experiment %s: %s", exp.experiment_id, e)
 
 
 def _terminate(run_id: str, status: str, note: str, tags: dict[str, str], error_text: str | None = None) -> None:
@@ -206,13 +199,6 @@ def name_run(name: str, generic: tuple[str, ...]) -> None:
     """Name the active run once its config is resolved, unless its caller named it itself."""
     if mlflow.active_run().info.run_name in generic:
         mlflow.set_tag("mlflow.runName", name)
-
-
-def run_url(run_id: str, experiment_id: str) -> str:
-    """Where a run opens in the MLflow UI (the tracking server, else `mlflow ui`'s default)."""
-    uri = mlflow.get_tracking_uri()
-    base = uri.rstrip("/") if uri.startswith(("http://", "https://")) else "http://127.0.0.1:5000"
-    return f"{base}/#/experiments/{experiment_id}/runs/{run_id}"
 
 
     # tdml itself is not on PyPI: serve with `--env-manager local` from an environment that has it.

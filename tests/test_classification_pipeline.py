@@ -85,6 +85,24 @@ def test_latest_student_loads_from_the_registry(store):
     assert isinstance(student, LSTMStudent) and meta["teacher"]["name"] == TEACHER
 
 
+@pytest.mark.parametrize("uri", [URI, f"models:/{STUDENT}@champion"])
+def test_logged_classifiers_have_a_signature_and_an_input_example(store, uri):
+    """[B, L, C] float32 in, logits [B, K] out; the example is one window; another length is
+    refused naming the expected shape."""
+    import mlflow
+    import numpy as np
+    from mlflow.exceptions import MlflowException
+
+    pf = mlflow.pyfunc.load_model(uri)
+    assert pf.metadata.get_input_schema().inputs[0].shape == (-1, 100, 1)
+    assert pf.metadata.get_output_schema().inputs[0].shape == (-1, 2)  # ItalyPowerDemand: 2 classes
+    example = pf.input_example
+    assert example.shape == (1, 100, 1) and example.dtype == np.float32
+    assert pf.predict(example).shape == (1, 2)
+    with pytest.raises(MlflowException, match=re.escape("does not match expected shape (-1, 100, 1)")):
+        pf.predict(np.zeros((1, 24, 1), np.float32))
+
+
 def test_memkd_pair_seed_follows_the_run_seed(store):
     default = _student_run(store, "memkd").data.params  # the module's run, default train.seed
     assert default["loss.seed"] == default["config.train.seed"] != "7"

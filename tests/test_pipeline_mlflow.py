@@ -76,22 +76,38 @@ def test_registered_teacher_loads_without_pickle_and_reproduces_its_test_mse(sto
 
 
 def test_pyfunc_serving_takes_raw_units(store):
-    """A student (no calendar features) takes bare raw windows [B, L, C] and answers in raw units."""
+    """A student (no calendar features) takes bare raw windows [B, L, C] float32 and answers in
+    raw units; its signature says so and MLflow refuses another shape naming the expected one."""
+    from mlflow.exceptions import MlflowException
+    from mlflow.types import TensorSpec
+
     student_uri = f"models:/{TEACHER}-student-mlp@champion"
     pf = mlflow.pyfunc.load_model(student_uri)
+    (spec,) = pf.metadata.get_input_schema().inputs
+    assert isinstance(spec, TensorSpec) and spec.shape == (-1, 48, 5) and spec.type == np.float32
+    assert pf.metadata.get_output_schema().inputs[0].shape == (-1, 12, 5)
     data = load_data(DataConfig(seq_len=48, pred_len=12))
     x = next(iter(data.loader("test", 2)))["x"]
     raw = x.numpy() * data.std.astype(np.float32) + data.mean.astype(np.float32)
     model, _, _ = tracking.load_model(student_uri)
     expected = model(x).detach().numpy() * data.std + data.mean
     np.testing.assert_allclose(pf.predict(raw), expected, rtol=1e-4, atol=1e-4)
-    np.testing.assert_allclose(pf.predict(raw[0]), expected[0], rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(pf.predict(raw[:1]), expected[:1], rtol=1e-4, atol=1e-4)  # one window
+    with pytest.raises(MlflowException, match=re.escape("(48, 5) does not match expected shape (-1, 48, 5)")):
+        pf.predict(raw[0])
+    with pytest.raises(MlflowException, match="dtype of input float64 does not match expected dtype float32"):
+        pf.predict(raw.astype(np.float64))
 
 
 def test_pyfunc_serving_of_a_calendar_model_takes_dated_windows(store):
     """The teacher reads calendar marks: served from a DataFrame with dates it gives exactly the
     forecast it gave in its test run; a bare array (no dates) is refused, not silently served."""
+    from mlflow.exceptions import MlflowException
+
     pf = mlflow.pyfunc.load_model(URI)
+    schema = pf.metadata.get_input_schema()  # column-based: the dates and the training columns
+    assert schema.input_names() == ["date", "ch0", "ch1", "ch2", "ch3", "OT"]
+    assert [c.to_dict()["type"] for c in schema.inputs] == ["any"] + ["double"] * 5
     model, _, _ = tracking.load_model(URI)
     assert model.reads_marks()
     data = load_data(DataConfig(seq_len=48, pred_len=12))
@@ -101,9 +117,13 @@ def test_pyfunc_serving_of_a_calendar_model_takes_dated_windows(store):
     expected = model(batch["x"], batch["x_mark"], batch["y_mark"])[0].detach().numpy() * data.std + data.mean
     history = frame.iloc[start - 10:start + 48]  # more rows than needed: the last 48 are used
     np.testing.assert_allclose(pf.predict(history), expected, rtol=1e-4, atol=1e-4)
-    with pytest.raises(ValueError, match="reads calendar features.*'date' column"):
+    dated = history.assign(date=pd.to_datetime(history["date"]))  # datetimes as well as ISO strings
+    np.testing.assert_allclose(pf.predict(dated), expected, rtol=1e-4, atol=1e-4)
+    with pytest.raises(MlflowException, match=re.escape("missing inputs ['date', 'ch0'")):  # a bare array
         pf.predict(history.drop(columns="date").to_numpy())
-    with pytest.raises(ValueError, match="needs the last 48"):
+    with pytest.raises(MlflowException, match=re.escape("missing inputs ['date']")):
+        pf.predict(history.drop(columns="date"))
+    with pytest.raises(MlflowException, match="needs the last 48"):
         pf.predict(history.iloc[:20])
 
 
@@ -204,10 +224,9 @@ def test_teacher_latency_is_read_from_its_run_not_remeasured(store):
     assert student.data.metrics["teacher_cpu_latency_ms_b32"] == teacher.data.metrics["cpu_latency_ms_b32"]
 
 
-def test_served_model_answers_bad_windows_with_400_naming_the_shape(store):
-    """Through `mlflow models serve` over HTTP: a wrong window length, a wrong channel count
-    and a NaN get a 400 whose message says what was expected; a good window is forecast."""
-    import json as _json
+@pytest.fixture
+def serve(store):
+    """`mlflow models serve` of a registered model on loopback; yields post(payload) -> (code, body)."""
     import subprocess
     import sys
     import urllib.error
@@ -215,39 +234,75 @@ def test_served_model_answers_bad_windows_with_400_naming_the_shape(store):
 
     from conftest import free_port, wait_http
 
-    port = free_port()
-    env = {**__import__("os").environ, "MLFLOW_TRACKING_URI": tracking.tracking_uri()}
-    proc = subprocess.Popen([sys.executable, "-m", "mlflow", "models", "serve", "-m",
-                             f"models:/{TEACHER}-student-mlp@champion", "--env-manager", "local",
-                             "-h", "127.0.0.1", "-p", str(port)], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
+    procs = []
 
-    def post(inputs):
-        req = urllib.request.Request(f"{url}/invocations", data=_json.dumps({"inputs": inputs}).encode(),
-                                     headers={"Content-Type": "application/json"})
-        try:
-            with urllib.request.urlopen(req, timeout=30) as r:
-                return r.status, _json.loads(r.read())
-        except urllib.error.HTTPError as e:
-            return e.code, _json.loads(e.read())
-
-    try:
+    def start(uri):
+        port = free_port()
+        env = {**__import__("os").environ, "MLFLOW_TRACKING_URI": tracking.tracking_uri()}
+        procs.append(subprocess.Popen([sys.executable, "-m", "mlflow", "models", "serve", "-m", uri,
+                                       "--env-manager", "local", "-h", "127.0.0.1", "-p", str(port)], env=env,
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        url = f"http://127.0.0.1:{port}"
         wait_http(f"{url}/ping", "mlflow models serve")
-        good = np.zeros((2, 48, 5)).tolist()
-        code, body = post(good)
-        assert code == 200 and np.asarray(body["predictions"]).shape == (2, 12, 5)
-        code, body = post(np.zeros((2, 40, 5)).tolist())
-        assert code == 400 and "expects raw lookback windows [B, 48, 5]" in body["message"], body
-        code, body = post(np.zeros((1, 48, 3)).tolist())
-        assert code == 400 and "shape [1, 48, 3]" in body["message"], body
-        bad = np.zeros((1, 48, 5))
-        bad[0, 3, 1] = np.nan
-        code, body = post(bad.tolist())
-        assert code == 400 and "1 NaN or infinite value" in body["message"], body
-    finally:
+
+        def post(payload):
+            req = urllib.request.Request(f"{url}/invocations", data=json.dumps(payload).encode(),
+                                         headers={"Content-Type": "application/json"})
+            try:
+                with urllib.request.urlopen(req, timeout=30) as r:
+                    return r.status, json.loads(r.read())
+            except urllib.error.HTTPError as e:
+                return e.code, json.loads(e.read())
+
+        return post
+
+    yield start
+    for proc in procs:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def test_served_model_answers_bad_windows_with_400_naming_the_shape(serve):
+    """Through `mlflow models serve` over HTTP: a wrong window length, a wrong channel count, a
+    single window without its batch axis (all refused by the signature) and a NaN get a 400 whose
+    message says what was expected; a good window is forecast."""
+    post = serve(f"models:/{TEACHER}-student-mlp@champion")
+    code, body = post({"inputs": np.zeros((2, 48, 5)).tolist()})
+    assert code == 200 and np.asarray(body["predictions"]).shape == (2, 12, 5)
+    for shape in ((2, 40, 5), (1, 48, 3), (48, 5)):
+        code, body = post({"inputs": np.zeros(shape).tolist()})
+        assert code == 400 and f"Shape of input {shape} does not match expected shape (-1, 48, 5)" in body["message"], body
+    bad = np.zeros((1, 48, 5))
+    bad[0, 3, 1] = np.nan
+    code, body = post({"inputs": bad.tolist()})
+    assert code == 400 and "1 NaN or infinite value" in body["message"] and "[B, 48, 5]" in body["message"], body
+
+
+def test_served_calendar_model_answers_bad_frames_with_400_naming_the_column(serve):
+    """The calendar-feature teacher over HTTP: its logged serving example is forecast; a frame
+    without 'date' or a training column, too few rows, bad dates or a NaN get a 400 naming it."""
+    local = Path(mlflow.artifacts.download_artifacts(artifact_uri=URI))
+    frame = json.loads((local / "serving_input_example.json").read_text())["dataframe_split"]
+    post = serve(URI)
+
+    def split(df):
+        return {"dataframe_split": json.loads(df.to_json(orient="split", index=False))}
+
+    good = pd.DataFrame(frame["data"], columns=frame["columns"])
+    code, body = post(split(good))
+    assert code == 200 and np.asarray(body["predictions"]).shape == (12, 5), body
+    code, body = post(split(good.drop(columns="date")))
+    assert code == 400 and "missing inputs ['date']" in body["message"], body
+    code, body = post(split(good.drop(columns="ch0")))
+    assert code == 400 and "missing inputs ['ch0']" in body["message"], body
+    code, body = post(split(good.iloc[:20]))
+    assert code == 400 and "input has 20 rows; this model needs the last 48" in body["message"], body
+    code, body = post(split(good.assign(date="not a date")))
+    assert code == 400 and "'date' column has values that are not dates" in body["message"], body
+    nan = good.copy()
+    nan.loc[3, "ch1"] = np.nan
+    code, body = post(split(nan))
+    assert code == 400 and "1 NaN or infinite value" in body["message"], body
 
 
 def test_logged_student_has_an_input_example_and_linked_test_metrics(store):
@@ -256,6 +311,10 @@ def test_logged_student_has_an_input_example_and_linked_test_metrics(store):
     local = Path(mlflow.artifacts.download_artifacts(artifact_uri=student_uri))
     example = json.loads((local / "input_example.json").read_text())
     assert np.asarray(example).shape == (1, 48, 5)  # one raw window
+    assert info.signature.inputs.inputs[0].shape == (-1, 48, 5)
+    assert info.signature.outputs.inputs[0].shape == (-1, 12, 5)
+    teacher = mlflow.models.get_model_info(URI)  # a calendar-feature model: a dated frame
+    assert teacher.signature.inputs.input_names()[0] == "date" and teacher.saved_input_example_info["type"] == "dataframe"
     logged = mlflow.get_logged_model(info.model_id)
     linked = {m.key: m.value for m in logged.metrics or []}
     run = store.get_run(logged.source_run_id)

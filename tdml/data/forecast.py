@@ -61,6 +61,7 @@ def check_frame(df: pd.DataFrame, source: str) -> pd.DataFrame:
 class Split:
     values: torch.Tensor  # [T, C] float32, scaled
     marks: torch.Tensor | None  # [T, M] calendar features or None (no date column)
+    dates: pd.DatetimeIndex | None = None  # [T] the rows' dates (a served model's input example)
 
 
 @dataclass
@@ -171,14 +172,15 @@ def load_forecast_data(cfg: DataConfig) -> ForecastData:
     std = values[tr_a:tr_b].std(axis=0)
     std = np.where(std < 1e-8, 1.0, std)  # a constant training column stays finite
     scaled = ((values - mean) / std).astype(np.float32)
-    freq, marks = None, None
+    freq, marks, dates = None, None, None
     if "date" in df.columns:
         dates = pd.DatetimeIndex(df["date"])
         freq = infer_freq(dates)
         marks = time_features(dates, freq)
     splits = {
         s: Split(torch.from_numpy(scaled[a:b].copy()),
-                 None if marks is None else torch.from_numpy(marks[a:b].copy()))
+                 None if marks is None else torch.from_numpy(marks[a:b].copy()),
+                 None if dates is None else dates[a:b])
         for s, (a, b) in borders.items()
     }
     return ForecastData(name, list(values_df.columns), L, H, splits, mean, std, freq, source, sha)
