@@ -135,7 +135,9 @@ def distill_in_run(layers: Layers | dict[str, Any], callbacks=()) -> RunSummary:
     cfg = _resolved(cfg, data)
     tracking.log_params({"config": to_dict(cfg)})
     _check_teacher(teacher, meta, data)
-    tracking.name_run(f"student {cfg.student} ← {mv.name} v{mv.version} · {_method_label(cfg)}", ("student",))
+    name = (f"student {cfg.student} alone (no teacher) · {mv.name} data" if cfg.method == "none" else
+            f"student {cfg.student} ← {mv.name} v{mv.version} · {_method_label(cfg)}")
+    tracking.name_run(name, ("student", "student alone", "student distilled"))
     loss_cls = LOSSES.get(cfg.method)
     loss_cfg = coerce_dataclass(loss_cls.Config, dict(cfg.loss), f"loss ({cfg.method})")
     with global_rng():  # seed, then initialise student and loss, as one step (parallel trials)
@@ -309,7 +311,7 @@ def _diagnose(task, data, split: str, batch_size: int, models: dict, tau: float,
     loader = data.loader(split, batch_size)
     series = {"ground_truth": torch.cat([b["y"] for b in loader]).numpy()}
     for name, m in models.items():
-        series[name] = predictions(m, loader).pred.numpy()
+        series[name] = (m if isinstance(m, torch.Tensor) else predictions(m, loader).pred).numpy()
     with tempfile.TemporaryDirectory() as tmp:
         summary = task.diagnose(series, data.columns, tmp, temperature=tau, scales=scales, html=html,
                                 title=f"FFT-period diagnostics: {data.name} ({split} split)")

@@ -72,6 +72,9 @@ def test_mlflow_run_main_end_to_end(tmp_path):
     by_method = {r.data.params.get("config.method"): r for r in runs if r.data.tags.get("tdml.role") == "student"}
     assert set(by_method) == {"none", "timedistill"}
     assert student.run_id == by_method["timedistill"].info.run_id  # the baseline registers nothing
+    # run names say what each run is
+    assert by_method["none"].info.run_name == "student mlp alone (no teacher) · synthetic-itransformer-L48-H12 data"
+    assert by_method["timedistill"].info.run_name.startswith("student mlp ← synthetic-itransformer-L48-H12 v1 · timedistill α=")
     m = parent.data.metrics
     assert m["alone_test_mse"] == pytest.approx(by_method["none"].data.metrics["test_mse"])
     assert m["student_test_mse"] == pytest.approx(by_method["timedistill"].data.metrics["test_mse"])
