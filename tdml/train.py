@@ -13,7 +13,7 @@ import random
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Protocol
+from typing import Iterable, Protocol
 
 import numpy as np
 import torch
@@ -231,31 +231,6 @@ def _fmt(d: dict[str, float]) -> str:
     return " ".join(f"{k}={v:.4f}" for k, v in d.items())
 
 
-def cpu_latency_ms(model: nn.Module, example: dict[str, torch.Tensor], warmup: int = 5,
-                   repeats: int = 20, threads: int = 1) -> float:
-    """Median forward latency (ms) on CPU with ``threads`` intra-op threads, after warm-up.
-
-    One thread by default: the number is then comparable across machines and unaffected by
-    other processes contending for cores (multi-threaded timings on a shared machine swing
-    by 10x and more).
-    """
-    model = copy.deepcopy(model).cpu().eval()
-    batch = to_device(example, torch.device("cpu"))
-    times = []
-    before = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        with torch.inference_mode():
-            for i in range(warmup + repeats):
-                t = time.perf_counter()
-                run_model(model, batch)
-                if i >= warmup:
-                    times.append(time.perf_counter() - t)
-    finally:
-        torch.set_num_threads(before)
-    return float(np.median(times) * 1000)
-
-
 def predictions(model: nn.Module, loader, device: torch.device | None = None) -> ModelOutput:
     """Concatenated predictions of a model over a loader (features not kept)."""
     device = device or next(model.parameters()).device
@@ -268,4 +243,4 @@ def predictions(model: nn.Module, loader, device: torch.device | None = None) ->
 
 
 __all__ = ["seed_everything", "resolve_device", "Objective", "Supervised", "Distillation", "fit",
-           "evaluate", "FitResult", "cpu_latency_ms", "predictions", "Callable"]
+           "evaluate", "FitResult", "predictions"]
