@@ -47,12 +47,20 @@ def run_url(run_id: str, experiment_id: str) -> str:
     return f"{base}/#/experiments/{experiment_id}/runs/{run_id}"
 
 
+def set_active(experiment: str):
+    """``mlflow.set_experiment(experiment)``, and active for certain: when two workers create the
+    experiment at once (a fresh server), MLflow's loser gets RESOURCE_ALREADY_EXISTS and returns
+    the experiment *without* making it active, so its runs would land in Default."""
+    exp = mlflow.set_experiment(experiment)
+    return mlflow.set_experiment(experiment_id=exp.experiment_id)
+
+
 def top_level(experiment: str) -> tuple[dict, str | None]:
     """``(mlflow.start_run kwargs, launcher run id to label once the run exists)`` for a
     top-level run meant for ``experiment``."""
     launched = os.environ.get("MLFLOW_RUN_ID")
     if not launched:
-        declare_kind(mlflow.set_experiment(experiment))
+        declare_kind(set_active(experiment))
         return {}, None
     client = MlflowClient()
     stub = client.get_run(launched)
@@ -60,7 +68,7 @@ def top_level(experiment: str) -> tuple[dict, str | None]:
         declare_kind(mlflow.set_experiment(experiment_id=stub.info.experiment_id))
         return {}, None  # mlflow.start_run resumes MLFLOW_RUN_ID
     del os.environ["MLFLOW_RUN_ID"]  # else nested runs would resume the launcher's run too
-    declare_kind(mlflow.set_experiment(experiment))
+    declare_kind(set_active(experiment))
     tags = {k: v for k, v in stub.data.tags.items() if k.startswith(_PROJECT_TAGS)}
     return {"tags": {**tags, "tdml.launcher_run_id": launched}}, launched
 

@@ -45,8 +45,11 @@ def _tdml(server, *args: str, timeout: int = 600) -> subprocess.CompletedProcess
 QUICK = ["--no-progress", "--set", "train.max_batches=4", "--set", "tracking.latency_repeats=2"]
 
 
-def test_every_entry_point_runs_against_a_tracking_server(server):
+def test_every_entry_point_runs_against_a_tracking_server(server, monkeypatch):
     url, root = server
+    # the global URI too: MLflow 3.0's MlflowClient(url).list_artifacts resolves proxied
+    # (mlflow-artifacts:) URIs against the global tracking URI, not the client's
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", url)
     client = MlflowClient(url)
     _tdml(server, "main", "--seq-len", "48", "--pred-len", "12", "--epochs", "1", *QUICK)
     teacher = "synthetic-itransformer-L48-H12"

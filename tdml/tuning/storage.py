@@ -54,19 +54,24 @@ def redact(url: str) -> str:
 
 
 class RetryStaleTrial:
-    """Heartbeat-stale trial (its worker died): close its MLflow run as KILLED, then retry it
-    through Optuna's ``RetryHeartbeatStaleTrialCallback`` (same params, WAITING)."""
+    """Heartbeat-stale trial (its worker died): close its MLflow run and the dead worker's study
+    run as KILLED, then retry it through Optuna's ``RetryHeartbeatStaleTrialCallback`` (same
+    params, WAITING). A stale trial means its process stopped beating, so nothing else writes to
+    that study run; if the process was only frozen and resumes, it ends the run itself again."""
 
     def __init__(self, max_retry: int):
         with _experimental_ok():
             self.retry = RetryHeartbeatStaleTrialCallback(max_retry=max_retry)
 
     def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
-        run_id = trial.user_attrs.get("mlflow_run_id")
-        if run_id:
+        why = f"worker died: Optuna trial {trial.number} of study {study.study_name!r} stopped beating"
+        for key, reason in (("mlflow_run_id", f"{why}; it is retried"),
+                            ("mlflow_parent_run_id", f"{why} (this worker's study run)")):
+            run_id = trial.user_attrs.get(key)
+            if not run_id:
+                continue
             try:
-                tracking.mark_run_killed(run_id, f"worker died: Optuna trial {trial.number} of study "
-                                                 f"{study.study_name!r} stopped beating; it is retried")
+                tracking.mark_run_killed(run_id, reason)
             except Exception as e:  # noqa: BLE001 - the retry must happen even if MLflow is elsewhere
                 log.warning("could not close MLflow run %s of stale trial %d: %s", run_id, trial.number, e)
         self.retry(study, trial)
