@@ -15,7 +15,7 @@ import sys
 import threading
 from typing import Any, Callable
 
-from tdml import pipelines, tracking
+from tdml import pipelines, runstate, tracking
 from tdml.config import deep_merge, load_yaml, parse_overrides, set_dotted
 from tdml.errors import ConfigError, Stopped, TdmlError
 from tdml.resolve import Layers, resolve_teacher
@@ -204,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _stop(signum, frame) -> None:
     """SIGTERM / SIGINT: unwind through every open run and trial, which record why."""
-    raise Stopped(signal.Signals(signum).name)
+    runstate.stop(signal.Signals(signum).name, frame)
 
 
 if __name__ == "__main__":

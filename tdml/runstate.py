@@ -25,6 +25,8 @@ import time
 from contextlib import contextmanager
 from typing import Iterator
 
+from tdml.errors import Stopped
+
 _local = threading.local()
 _open: dict[int, int] = {}  # thread ident -> runs open in that thread
 _open_lock = threading.Lock()
@@ -42,12 +44,46 @@ def timed(fn):
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         t = time.perf_counter()
+        _local.mlflow_depth = getattr(_local, "mlflow_depth", 0) + 1
         try:
             return fn(*args, **kwargs)
         finally:
             add_mlflow_seconds(time.perf_counter() - t)
+            _local.mlflow_depth -= 1
+            if not _local.mlflow_depth:
+                check_stop()
 
     return wrapper
+
+
+_stops: list[str] = []  # stop signals received by this process (the main thread's handler)
+
+
+def stop(signal_name: str, frame=None) -> None:
+    """The stop-signal handler's action (``frame``: where the signal interrupted): raise
+    ``Stopped`` now, or later at a safe point. Later when the signal landed inside an MLflow call
+    (unwinding mid-write can leave the store's transaction open, and the run's own KILLED update
+    then waits on it: raised when the call returns) or inside a finalizer (an exception in
+    ``__del__`` -- e.g. GitPython's, which MLflow's source tags create -- is printed and
+    swallowed: raised at the next training step or MLflow call). The stop is remembered, so
+    code that swallows one interruption meets it again at ``check_stop``."""
+    _stops.append(signal_name)
+    in_finalizer = False
+    while frame is not None and not in_finalizer:
+        in_finalizer, frame = frame.f_code.co_name == "__del__", frame.f_back
+    if not getattr(_local, "mlflow_depth", 0) and not in_finalizer:
+        check_stop()
+
+
+def check_stop() -> None:
+    """Raise ``Stopped`` if the process was told to stop (called between training steps)."""
+    if _stops and threading.current_thread() is threading.main_thread():
+        raise Stopped(_stops[-1])
+
+
+def clear_stops() -> None:
+    """Forget received stops (an in-process caller that handled one, e.g. a test)."""
+    _stops.clear()
 
 
 def mlflow_seconds() -> float:

@@ -23,6 +23,7 @@ from tqdm.auto import tqdm
 from tdml.config import TrainConfig
 from tdml.data.batching import INDEX
 from tdml.distill.base import ModelOutput, run_model, weighted_sum
+from tdml.runstate import check_stop
 from tdml.tasks import MetricAccumulator, Task
 
 log = logging.getLogger(__name__)
@@ -189,6 +190,7 @@ def fit(objective: Objective, train_loader, val_loader, cfg: TrainConfig,
         for i, batch in enumerate(bar):
             if cfg.max_batches and i >= cfg.max_batches:
                 break
+            check_stop()  # a stop signal some library call swallowed still ends the run here
             batch = to_device(batch, device)
             terms = objective.terms(batch)
             loss = terms["loss"]

@@ -99,3 +99,41 @@ def test_unreachable_tracking_server_and_bad_storage_are_clear_errors(tmp_path):
                            cwd=tmp_path, env=worker_env(tmp_path), capture_output=True, text=True, timeout=120)
         assert p.returncode == 2 and f"cannot open the Optuna storage {url}: {what}" in p.stderr, p.stderr
         assert "sqlite:///optuna.db or postgresql+psycopg://" in p.stderr
+
+
+def test_a_stop_inside_an_mlflow_call_is_raised_when_the_call_returns():
+    """Unwinding in the middle of a store write can leave its transaction open, and the run's own
+    KILLED update then waits on it: the signal handler defers the stop to the call's return."""
+    from tdml import runstate
+    from tdml.errors import Stopped
+
+    done = []
+
+    @runstate.timed
+    def write():
+        runstate.stop("SIGTERM")  # what the handler does when the signal lands here
+        done.append("written")
+        return "ok"
+
+    try:
+        with pytest.raises(Stopped, match="SIGTERM"):
+            write()
+        assert done == ["written"]
+        with pytest.raises(Stopped, match="SIGTERM"):  # remembered: swallowing it once is not enough
+            runstate.check_stop()
+        with pytest.raises(Stopped, match="SIGINT"):  # outside any MLflow call: at once
+            runstate.stop("SIGINT")
+    finally:
+        runstate.clear_stops()
+    runstate.check_stop()  # nothing pending
+
+    class Finalized:  # a signal landing in a finalizer (whose exceptions Python swallows)
+        def __del__(self):
+            runstate.stop("SIGTERM", sys._getframe())
+
+    try:
+        Finalized()  # collected at once: stop() must not raise inside __del__ ...
+        with pytest.raises(Stopped, match="SIGTERM"):  # ... but at the next safe point
+            runstate.check_stop()
+    finally:
+        runstate.clear_stops()
