@@ -34,7 +34,7 @@ from tdml.models import build_model
 from tdml.pipelines import distill_in_run
 from tdml.resolve import Layers, resolve_distill
 from tdml.teacher_cache import teacher_outputs
-from tdml.train import _adam
+from tdml.train import adam
 
 
 def profile(uri: str, steps: int) -> dict[str, float]:
@@ -49,7 +49,7 @@ def profile(uri: str, steps: int) -> dict[str, float]:
     cached = teacher_outputs(teacher, f"{mv.name}/{mv.version}/{mv.run_id}", data, "train", loss.teacher_features(),
                              cfg.data.batch_size, torch.device("cpu"), "disk")
     c = loss.cfg
-    opt = _adam([*student.parameters(), *loss.parameters()], TrainConfig(lr=1e-3))
+    opt = adam([*student.parameters(), *loss.parameters()], TrainConfig(lr=1e-3))
     ms: dict[str, float] = defaultdict(float)
 
     def timed(name, fn):

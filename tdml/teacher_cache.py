@@ -10,8 +10,9 @@ Entries live in ``$TDML_CACHE_DIR`` (default ``~/.cache/tdml/teacher-outputs``),
 per key; the key hashes the teacher's registered identity, the split's actual rows, the
 window settings and the feature names, so a new teacher version, other data or other windows
 never hit an old entry. The folder is bounded (``$TDML_CACHE_MAX_GB``, default 20): after a
-new entry is written the least recently used ones are deleted. Arrays are ``.npy`` files opened memory-mapped, so a split whose
-features are gigabytes (C = 321) is streamed from disk instead of held in RAM. A folder is
+new entry is written the least recently used ones are deleted. Arrays are ``.npy`` files
+opened memory-mapped, so a split whose features are gigabytes (C = 321) is streamed from
+disk instead of held in RAM. A folder is
 written under a temporary name and renamed into place: two processes computing the same
 entry both succeed and readers never see a partial one.
 """

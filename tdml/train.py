@@ -160,7 +160,7 @@ def evaluate(objective: Objective, loader: Iterable[dict], device: torch.device 
     return metrics, (acc if keep else MetricAccumulator())
 
 
-def _adam(params: list[torch.Tensor], cfg: TrainConfig) -> torch.optim.Adam:
+def adam(params: list[torch.Tensor], cfg: TrainConfig) -> torch.optim.Adam:
     """Adam, fused where every parameter allows it (float on CPU or CUDA): one kernel per step
     instead of a dozen per tensor -- 3x faster on CPU, which matters for a student and a
     TimeDistill regressor of ~0.8 M parameters whose steps take milliseconds. Same update rule."""
@@ -173,7 +173,7 @@ def fit(objective: Objective, train_loader, val_loader, cfg: TrainConfig,
     device = device or resolve_device(cfg.device)
     objective.to(device)
     params = [p for p in objective.parameters() if p.requires_grad]
-    opt = _adam(params, cfg)
+    opt = adam(params, cfg)
     task = objective.task
     best_state, best_val, best_epoch, bad_epochs = None, None, -1, 0
     result = FitResult(best_epoch=-1, best_val={})
