@@ -43,23 +43,41 @@ TRAIN_OPTS = {"epochs": ("train.epochs", _int), "lr": ("train.lr", _float), "see
               "patience": ("train.patience", _int), "device": ("train.device", str)}
 TRACK_OPTS = {"alias": ("tracking.alias", str), "experiment": ("tracking.experiment", str),
               "promote": ("tracking.promote", str)}
-LOSS_OPTS = {"alpha": ("loss.alpha", _float), "beta": ("loss.beta", _float),
-             "temperature": ("loss.temperature", _float), "scales": ("loss.scales", _int),
-             "kl_mode": ("loss.kl_mode", str)}
 
 
-def _add(p: argparse.ArgumentParser, opts: dict[str, tuple[str, type]]) -> None:
-    for name, (key, tp) in opts.items():
+def loss_opts(*methods: str) -> dict[str, tuple]:
+    """One option per field of the named losses' ``Config`` (all registered losses when none
+    are named), setting ``loss.<field>``: a method's options come from the method itself. A
+    field named like a data/train/tracking option (MemKD's ``seed``) is ``--loss-<field>``."""
+    import typing
+
+    from tdml.distill import LOSSES
+
+    taken = {**DATA_OPTS, **TRAIN_OPTS, **TRACK_OPTS}
+    out: dict[str, tuple[str, type]] = {}
+    users: dict[str, list[str]] = {}
+    for method in methods or LOSSES.names():
+        for name, tp in typing.get_type_hints(LOSSES.get(method).Config).items():
+            parse = _int if int in (tp, *typing.get_args(tp)) else _float if tp is float else str
+            opt = f"loss_{name}" if name in taken else name
+            out[opt] = (f"loss.{name}", parse)
+            users.setdefault(opt, []).append(method)
+    return {opt: (key, parse, f"--method {' / '.join(users[opt])}") for opt, (key, parse) in out.items()}
+
+
+def _add(p: argparse.ArgumentParser, opts: dict[str, tuple]) -> None:
+    for name, (key, tp, *note) in opts.items():
         # --kl-mode and --kl_mode: `mlflow run -P kl_mode=...` passes undeclared parameters
         # through with their underscores.
         flags = dict.fromkeys(["--" + name.replace("_", "-"), "--" + name])
-        p.add_argument(*flags, dest=name, type=tp, default=None, help=f"sets {key}")
+        p.add_argument(*flags, dest=name, type=tp, default=None,
+                       help=f"sets {key}" + (f" ({note[0]})" if note else ""))
 
 
-def _raw_config(args: argparse.Namespace, opts: dict[str, tuple[str, type]]) -> dict[str, Any]:
+def raw_config(args: argparse.Namespace, opts: dict[str, tuple]) -> dict[str, Any]:
     raw: dict[str, Any] = load_yaml(args.config) if args.config else {}
     given: dict[str, Any] = {}
-    for name, (key, _) in opts.items():
+    for name, (key, *_) in opts.items():
         v = getattr(args, name, None)
         if v is None or v == "":  # not given (MLproject passes "" for an unset string)
             continue
@@ -86,7 +104,7 @@ def _final(s) -> str:
 
 
 def cmd_train_teacher(args) -> int:
-    raw = _progress(args, _raw_config(args, {**DATA_OPTS, **TRAIN_OPTS, **TRACK_OPTS, "model": ("model", str)}))
+    raw = _progress(args, raw_config(args, {**DATA_OPTS, **TRAIN_OPTS, **TRACK_OPTS, "model": ("model", str)}))
     exp = raw.get("tracking", {}).get("experiment", "tdml")
     with tracking.start_run(exp, f"teacher-{raw.get('model', 'itransformer')}", "teacher"):
         s = pipelines.train_teacher_in_run(resolve_teacher(raw))
@@ -94,12 +112,14 @@ def cmd_train_teacher(args) -> int:
     return 0
 
 
-DISTILL_OPTS = {**DATA_OPTS, **TRAIN_OPTS, **TRACK_OPTS, **LOSS_OPTS, "teacher": ("teacher", str),
+DISTILL_OPTS = {**DATA_OPTS, **TRAIN_OPTS, **TRACK_OPTS, **loss_opts(), "teacher": ("teacher", str),
                 "model": ("student", str), "method": ("method", str)}
+# the main job distils with TimeDistill: its options are that method's
+MAIN_OPTS = {**DATA_OPTS, **TRAIN_OPTS, **TRACK_OPTS, **loss_opts("timedistill"), "model": ("model", str)}
 
 
 def cmd_distill(args) -> int:
-    raw = _progress(args, _raw_config(args, DISTILL_OPTS))
+    raw = _progress(args, raw_config(args, DISTILL_OPTS))
     exp = raw.get("tracking", {}).get("experiment", "tdml")
     with tracking.start_run(exp, "student", "student"):
         s = pipelines.distill_in_run(Layers(explicit=raw))
@@ -111,8 +131,8 @@ def cmd_distill(args) -> int:
 def cmd_main(args) -> int:
     from tdml.pipelines import run_main_in_run
 
-    raw_t = _progress(args, _raw_config(args, {**DATA_OPTS, **TRAIN_OPTS, **TRACK_OPTS, "model": ("model", str)}))
-    raw_s = {k: v for k, v in _progress(args, _raw_config(args, DISTILL_OPTS)).items()
+    raw_t = _progress(args, raw_config(args, {**DATA_OPTS, **TRAIN_OPTS, **TRACK_OPTS, "model": ("model", str)}))
+    raw_s = {k: v for k, v in _progress(args, raw_config(args, MAIN_OPTS)).items()
              if k in ("loss", "tracking", "train")}
     raw_s.setdefault("train", {}).pop("lr", None)  # --lr is the teacher's; the student keeps its own
     exp = raw_t.get("tracking", {}).get("experiment", "tdml")
@@ -126,7 +146,7 @@ def cmd_report(args) -> int:
     """A ``report`` run in the experiment, with the table and the Pareto plot (tdml.comparison)."""
     from tdml.comparison import log_report, primary_metric  # plotly only when a report is written
 
-    raw = _raw_config(args, COMMANDS["report"][1])
+    raw = raw_config(args, COMMANDS["report"][1])
     experiment = raw.get("experiment") or "tdml"
     names = tracking.experiment_names()
     if experiment not in names:  # checked first: a report run would create the experiment
@@ -158,7 +178,7 @@ COMMANDS: dict[str, tuple[Callable, dict, str]] = {
                       "train a teacher and register it as <dataset>-<model>-L<seq>-H<pred>@<alias>"),
     "distill": (cmd_distill, DISTILL_OPTS,
                 "distil a student from a registered teacher (models:/<name>@<alias>)"),
-    "main": (cmd_main, {**DATA_OPTS, **TRAIN_OPTS, **TRACK_OPTS, **LOSS_OPTS, "model": ("model", str)},
+    "main": (cmd_main, MAIN_OPTS,
              "train a teacher on the data, distil an MLP through the registry, print the comparison"),
     "report": (cmd_report,
                {"experiment": ("experiment", str), "family": ("family", str)},

@@ -235,37 +235,18 @@ class TrainConfig:
     device: str = "auto"  # 'auto' = cuda when available, else cpu
     progress: bool = True
     max_batches: int = 0  # >0 caps batches per epoch (smoke tests only)
+    grad_clip: float = 0.0  # >0: clip the global gradient norm to this before each step
 
     def validate(self):
         require(self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}")
+        require(self.grad_clip >= 0, f"grad_clip must be >= 0 (0 = off), got {self.grad_clip}")
         require(self.lr > 0, f"lr must be > 0, got {self.lr}")
         require(self.patience >= 1, f"patience must be >= 1, got {self.patience}")
         require(self.weight_decay >= 0, f"weight_decay must be >= 0, got {self.weight_decay}")
 
 
-# 'reference': the reference code's F.kl_div(log(P_s + 1e-8), P_t, reduction='mean') = KL / bins;
-# 'full': the full KL per (sample, channel) distribution = bins x 'reference'
-# (tdml.distill.timedistill.multi_period_loss).
-KLMode = Literal["reference", "full"]
 # where a distill run keeps its frozen teacher's outputs (tdml.teacher_cache)
 TeacherCacheMode = Literal["disk", "memory", "recompute"]
-
-
-@dataclass
-class TimeDistillConfig:
-    # Class defaults = the reference code's generic script; per-dataset values live in
-    # tdml/models/defaults.yaml (the resolver puts them over these).
-    alpha: float = 1.0  # weight of prediction-level multi-scale + multi-period terms
-    beta: float = 1.0  # weight of feature-level terms
-    temperature: float = 0.5  # tau of the period distribution softmax
-    scales: int = 3  # number of AvgPool(2) down-samplings S (scales 0..S)
-    kl_mode: KLMode = "reference"
-
-    def validate(self):
-        require(self.alpha >= 0, f"alpha must be >= 0 (0 disables prediction distillation), got {self.alpha}")
-        require(self.beta >= 0, f"beta must be >= 0 (0 disables feature distillation), got {self.beta}")
-        require(self.temperature > 0, f"temperature must be > 0, got {self.temperature}")
-        require(self.scales >= 0, f"scales must be >= 0, got {self.scales}")
 
 
 @dataclass(frozen=True)
@@ -315,7 +296,7 @@ class DistillRunConfig:
     student: str = "mlp"
     student_params: dict = field(default_factory=dict)
     method: str = "timedistill"  # a key of tdml.distill.base.LOSSES
-    loss: dict = field(default_factory=dict)  # that loss's Config fields (e.g. TimeDistillConfig)
+    loss: dict = field(default_factory=dict)  # that loss's Config fields (its ``Config`` beside it in tdml.distill)
     target_weight: float = 1.0  # weight of the ground-truth loss
     # the frozen teacher's train-split outputs: computed once and shared through
     # $TDML_CACHE_DIR (disk, memory-mapped), once per run (memory), or every step (recompute).

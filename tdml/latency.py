@@ -34,7 +34,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from tdml.distill.base import run_model
+from tdml.contracts import run_model
 from tdml.runstate import other_threads_in_runs
 
 log = logging.getLogger(__name__)

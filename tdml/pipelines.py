@@ -102,7 +102,7 @@ def train_teacher_in_run(cfg: TeacherRunConfig, callbacks=()) -> RunSummary:
     final = {f"{split}_{k}": v for k, v in test.items()}
     tracking.log_metrics({k: v for k, v in metrics.items() if k not in final})
     if cfg.tracking.diagnostics and task.diagnose:
-        metrics.update(_diagnose(task, data, split, cfg.data.batch_size, {"teacher": model}, 0.5, 3,
+        metrics.update(_diagnose(task, data, split, cfg.data.batch_size, {"teacher": model}, {},
                                  cfg.tracking.diagnostics_html))
     mv = _publish(model, _model_meta(data, cfg.data, task.name), task.registered_name(data.name, cfg.model, data.dims),
                   data, cfg, final, metrics, task)
@@ -184,9 +184,8 @@ def distill_in_run(layers: Layers | dict[str, Any], callbacks=()) -> RunSummary:
     final = {f"{split}_{k}": v for k, v in test.items()}
     tracking.log_metrics({k: v for k, v in metrics.items() if k not in final})
     if cfg.tracking.diagnostics and task.diagnose:
-        tau = getattr(loss_cfg, "temperature", 0.5)
         metrics.update(_diagnose(task, data, split, cfg.data.batch_size, {"teacher": t_pred, "student": student},
-                                 tau, getattr(loss_cfg, "scales", 3), cfg.tracking.diagnostics_html))
+                                 loss.diagnostic_settings(), cfg.tracking.diagnostics_html))
     smeta = {**_model_meta(data, cfg.data, task.name), "teacher": {"name": mv.name, "version": mv.version}}
     smv = _publish(student, smeta, f"{mv.name}-student-{cfg.student}", data, cfg, final, metrics, task)
     if smv:
@@ -304,16 +303,17 @@ def _teacher_predictions(teacher, mv, data, split: str, cfg) -> torch.Tensor:
     return predictions(teacher, data.loader(split, cfg.data.batch_size), resolve_device(cfg.train.device)).pred
 
 
-def _diagnose(task, data, split: str, batch_size: int, models: dict, tau: float,
-              scales: int, html: bool = True) -> dict[str, float]:
+def _diagnose(task, data, split: str, batch_size: int, models: dict, settings: dict[str, Any],
+              html: bool = True) -> dict[str, float]:
     """Diagnostics of ground truth and each model on ``split``, logged as artifacts; a value of
-    ``models`` is a model or its predictions on the split already computed."""
+    ``models`` is a model or its predictions on the split already computed; ``settings`` (the
+    loss's ``diagnostic_settings()``) override the diagnostics' defaults (tau, scales)."""
     loader = data.loader(split, batch_size)
     series = {"ground_truth": torch.cat([b["y"] for b in loader]).numpy()}
     for name, m in models.items():
         series[name] = (m if isinstance(m, torch.Tensor) else predictions(m, loader).pred).numpy()
     with tempfile.TemporaryDirectory() as tmp:
-        summary = task.diagnose(series, data.columns, tmp, temperature=tau, scales=scales, html=html,
+        summary = task.diagnose(series, data.columns, tmp, **settings, html=html,
                                 title=f"FFT-period diagnostics: {data.name} ({split} split)")
         tracking.log_artifacts(tmp, "diagnostics")
     tracking.log_metrics(summary)

@@ -1,7 +1,7 @@
 """Study specs (``studies/*.yaml``): typed, validated before any trial runs.
 
-A spec names *what* to search (``search_space``, one section per component: ``loss``,
-``train``, ``student_params``, ``student``), *how* (``sampler``, ``pruner``, ``n_trials``),
+A spec names *what* to search (``search_space``: dotted paths of the kind's run config, such
+as ``loss.alpha``, ``train.lr``, ``student``, ``ddtime.lam``), *how* (``sampler``, ``pruner``, ``n_trials``),
 *for what* (``objectives``) and *what happens after* (``promotion``). ``kind`` selects a
 registered objective builder (``tdml.tuning.KINDS``; default ``distill``), so another kind
 of study (MemKD classification, dataset condensation) plugs in without touching this file.
@@ -24,7 +24,7 @@ from tdml.tasks import Mode
 class Distribution:
     """One searched value: ``float`` (optionally ``log``/``step``), ``int`` or ``categorical``."""
 
-    type: str = "float"
+    type: Literal["float", "int", "categorical"] = "float"
     low: float | None = None
     high: float | None = None
     log: bool = False
@@ -32,8 +32,6 @@ class Distribution:
     choices: list[Any] | None = None
 
     def validate(self):
-        require(self.type in ("float", "int", "categorical"),
-                f"distribution type must be float, int or categorical; got {self.type!r}")
         if self.type == "categorical":
             require(bool(self.choices), "a categorical distribution needs a non-empty `choices` list")
             require(self.low is None and self.high is None and not self.log,
@@ -65,45 +63,49 @@ class Distribution:
         return [cast(self.low), cast(self.high)]
 
 
+DIST_KEYS = frozenset(f.name for f in dataclasses.fields(Distribution))
+
+
 @dataclass
 class SearchSpace:
-    """Per component: dotted config section -> {field: Distribution}; ``student`` picks the model."""
+    """Dotted config path (``loss.alpha``, ``train.lr``, ``ddtime.lam``, ``student``) ->
+    ``Distribution``; the path is also the Optuna parameter name. The YAML may nest sections
+    (``loss: {alpha: {...}}``) or write paths (``loss.alpha: {...}``). Whether a path exists
+    is the study kind's question: it checks every path against its resolved run config."""
 
-    loss: dict[str, Distribution] = field(default_factory=dict)
-    train: dict[str, Distribution] = field(default_factory=dict)
-    student_params: dict[str, Distribution] = field(default_factory=dict)
-    student: Distribution | None = None
+    params: dict[str, Distribution] = field(default_factory=dict)
+    sections: tuple[str, ...] = ()  # the top-level names as written (an empty section included)
 
-    def components(self) -> dict[str, dict[str, Distribution]]:
-        out = {"loss": self.loss, "train": self.train, "student_params": self.student_params}
-        if self.student is not None:
-            out["student"] = {"": self.student}
-        return out
+    def items(self):
+        return self.params.items()
+
+    def __bool__(self) -> bool:
+        return bool(self.params)
+
+
+SamplerName = Literal["tpe", "random", "nsga2"]
+PrunerName = Literal["median", "hyperband", "none"]
 
 
 @dataclass
 class SamplerSpec:
-    name: str = "tpe"  # tpe | random | nsga2
+    name: SamplerName = "tpe"
     seed: int = 0
     n_startup_trials: int = 5  # tpe only: random trials before the model kicks in
 
     def validate(self):
-        require(self.name in ("tpe", "random", "nsga2"),
-                f"sampler.name must be tpe, random or nsga2; got {self.name!r}")
         require(self.n_startup_trials >= 0, "sampler.n_startup_trials must be >= 0")
 
 
 @dataclass
 class PrunerSpec:
-    name: str = "median"  # median | hyperband | none
+    name: PrunerName = "median"
     n_startup_trials: int = 2  # median: trials completed before pruning starts
     n_warmup_steps: int = 0  # median: epochs before a trial can be pruned
     min_resource: int = 1  # hyperband
     reduction_factor: int = 3  # hyperband
 
     def validate(self):
-        require(self.name in ("median", "hyperband", "none"),
-                f"pruner.name must be median, hyperband or none; got {self.name!r}")
         require(self.n_startup_trials >= 0 and self.n_warmup_steps >= 0 and self.min_resource >= 1
                 and self.reduction_factor >= 2, "pruner: counts must be >= 0, min_resource >= 1, "
                 "reduction_factor >= 2")
@@ -198,23 +200,30 @@ def load_spec(path: str | Path, overrides: dict[str, Any] | None = None) -> Stud
 def spec_from_dict(raw: dict[str, Any], where: str = "study") -> StudySpec:
     space = raw.get("search_space") or {}
     if not isinstance(space, dict):
-        raise ConfigError(f"{where}: search_space must be a mapping of components")
-    raw = {**raw, "search_space": _space(space, f"{where}.search_space")}
+        raise ConfigError(f"{where}: search_space must be a mapping of config paths to distributions")
+    raw = {**raw, "search_space": parse_space(space, f"{where}.search_space")}
     return coerce_dataclass(StudySpec, raw, where)
 
 
-def _space(space: dict[str, Any], where: str) -> SearchSpace:
-    valid = {f.name for f in dataclasses.fields(SearchSpace)}
-    unknown = sorted(set(space) - valid)
-    if unknown:
-        raise ConfigError(f"{where}: unknown component(s) {', '.join(unknown)}; valid: {', '.join(sorted(valid))}")
-    out: dict[str, Any] = {}
-    for comp, entries in space.items():
-        if comp == "student":
-            out[comp] = coerce_dataclass(Distribution, entries or {}, f"{where}.student")
-            continue
-        if not isinstance(entries, dict):
-            raise ConfigError(f"{where}.{comp}: expected a mapping of field -> distribution")
-        out[comp] = {k: coerce_dataclass(Distribution, v if isinstance(v, dict) else {}, f"{where}.{comp}.{k}")
-                     for k, v in entries.items()}
-    return SearchSpace(**out)
+def _is_distribution(v: Any) -> bool:
+    """A leaf of the nested YAML: a mapping of Distribution fields (not a config section)."""
+    return isinstance(v, dict) and bool(v) and set(v) <= DIST_KEYS and not any(isinstance(x, dict) for x in v.values())
+
+
+def parse_space(space: dict[str, Any], where: str) -> SearchSpace:
+    """Nested sections and dotted keys -> {dotted path: Distribution}."""
+    out: dict[str, Distribution] = {}
+
+    def walk(node: dict[str, Any], prefix: str) -> None:
+        for key, v in node.items():
+            path = f"{prefix}{key}"
+            if _is_distribution(v):
+                out[path] = coerce_dataclass(Distribution, v, f"{where}.{path}")
+            elif isinstance(v, dict):
+                walk(v, path + ".")
+            else:
+                raise ConfigError(f"{where}.{path}: expected a distribution (type/low/high/log/step/choices) "
+                                  f"or a section of them, got {v!r}")
+
+    walk(space, "")
+    return SearchSpace(out, tuple(k.split(".")[0] for k in space))

@@ -33,7 +33,7 @@ import numpy as np
 import torch
 
 from tdml.config import TeacherCacheMode
-from tdml.distill.base import ModelOutput, run_model
+from tdml.contracts import ModelOutput, run_model
 
 PRED = "__pred__"
 

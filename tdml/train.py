@@ -22,7 +22,8 @@ from tqdm.auto import tqdm
 
 from tdml.config import TrainConfig
 from tdml.data.batching import INDEX
-from tdml.distill.base import ModelOutput, run_model, weighted_sum
+from tdml.contracts import ModelOutput, run_model
+from tdml.distill.base import weighted_sum
 from tdml.runstate import check_stop
 from tdml.tasks import MetricAccumulator, Task
 
@@ -199,6 +200,8 @@ def fit(objective: Objective, train_loader, val_loader, cfg: TrainConfig,
                                          f"{ {k: float(v) for k, v in terms.items()} }; lower lr")
             opt.zero_grad(set_to_none=True)
             loss.backward()
+            if cfg.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
             opt.step()
             for k, v in terms.items():
                 sums[k] = sums.get(k, 0.0) + float(v.detach())

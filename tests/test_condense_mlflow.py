@@ -179,8 +179,8 @@ def test_condense_study_kind_searches_on_validation_only(store):
         assert "val_mse" in trial.data.metrics and not any(k.startswith("test_") for k in trial.data.metrics)
         assert trial.data.params["config.tracking.final_split"] == "val"
     best = result.best[0]["params"]
-    assert set(best) == {"loss.alpha", "loss.lam", "loss.tau", "loss.representation", "train.inner_lr",
-                         "train.series_lr"}
+    assert set(best) == {"ddtime.alpha", "ddtime.lam", "ddtime.tau", "ddtime.representation", "match.inner_lr",
+                         "match.series_lr"}
     with pytest.raises(ConfigError, match="finalize: false"):
         from tdml.tuning import KINDS
         bad = load_spec(REPO / "studies" / "ddtime_etth1.yaml", {**overrides, "finalize": True})

@@ -2,8 +2,9 @@ import dataclasses
 
 import pytest
 
-from tdml.config import (DistillRunConfig, TeacherRunConfig, TimeDistillConfig, TrainConfig,
+from tdml.config import (DistillRunConfig, TeacherRunConfig, TrainConfig,
                          coerce_dataclass, flatten, parse_overrides)
+from tdml.distill.timedistill import TimeDistillConfig
 from tdml.errors import ConfigError
 
 

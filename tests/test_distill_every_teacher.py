@@ -6,7 +6,8 @@ import math
 import pytest
 import torch
 
-from tdml.config import DataConfig, TimeDistillConfig, TrainConfig
+from tdml.config import DataConfig, TrainConfig
+from tdml.distill.timedistill import TimeDistillConfig
 from tdml.data import load_data
 from tdml.distill.timedistill import TimeDistillLoss
 from tdml.models import MODELS, build_model

@@ -12,7 +12,6 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch.nn.functional as F
-from torch import nn
 
 from tdml import tracking
 from tdml.cli import main
@@ -20,6 +19,7 @@ from tdml.config import DataConfig, require
 from tdml.data import LOADERS
 from tdml.data.forecast import load_forecast_data
 from tdml.distill import LOSSES
+from tdml.distill.base import DistillationLoss
 from tdml.pipelines import RunSummary
 from tdml.studies import spec_from_dict
 from tdml.tuning import KINDS, StudyKind, tune
@@ -51,21 +51,10 @@ class _MatchConfig:
         require(self.weight >= 0, f"weight must be >= 0, got {self.weight}")
 
 
-class _MatchForecast(nn.Module):
+class _MatchForecast(DistillationLoss):
     """One term, ``match_pred``: MSE between the student's and the teacher's forecasts."""
 
     Config = _MatchConfig
-
-    def __init__(self, cfg: _MatchConfig):
-        super().__init__()
-        self.cfg = cfg
-
-    @classmethod
-    def from_models(cls, cfg, student, teacher):
-        return cls(cfg)
-
-    def teacher_features(self) -> tuple[str, ...]:
-        return ()
 
     def weights(self) -> dict[str, float]:
         return {"match_pred": self.cfg.weight}

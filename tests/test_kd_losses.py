@@ -14,7 +14,8 @@ import torch
 
 from tdml.distill import dt2w, hints, kd, memkd  # noqa: F401  (registers the losses)
 from tdml.distill.base import LOSSES, ModelOutput, weighted_sum
-from tdml.distill.common import LossConfig, build_loss
+from tdml.distill.base import build_loss
+from tdml.distill.common import LossConfig
 from tdml.distill.dt2w import DT2WConfig, DT2WLoss, pairwise_cost, soft_dtw
 from tdml.distill.hints import ATConfig, ATLoss, FitNetLoss, RKDConfig, RKDLoss
 from tdml.distill.kd import DKDConfig, DKDLoss, KDConfig, KDLoss

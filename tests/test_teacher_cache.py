@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from tdml.cli import main
-from tdml.config import DataConfig, TimeDistillConfig
+from tdml.config import DataConfig
+from tdml.distill.timedistill import TimeDistillConfig
 from tdml.data import load_data
 from tdml.distill.timedistill import TimeDistillLoss
 from tdml.models import build_model

@@ -1,7 +1,8 @@
 import pytest
 import torch
 
-from tdml.config import DataConfig, TimeDistillConfig, TrainConfig
+from tdml.config import DataConfig, TrainConfig
+from tdml.distill.timedistill import TimeDistillConfig
 from tdml.data import load_data
 from tdml.distill.timedistill import TimeDistillLoss
 from tdml.models import build_model

@@ -42,7 +42,7 @@ BAD_SPECS = {
                       "'mean' is not one of 'reference', 'full'"),
     "bad_student": (_bad(search_space={"student": {"type": "categorical", "choices": ["mlp", "gpt"]}}),
                     "unknown model 'gpt'"),
-    "bad_sampler": (_bad(sampler={"name": "grid"}), "sampler.name must be tpe, random or nsga2"),
+    "bad_sampler": (_bad(sampler={"name": "grid"}), "sampler.name: 'grid' is not one of 'tpe', 'random', 'nsga2'"),
     "bad_metric": (_bad(objectives=[{"metric": "test_mse"}]), "objective metric 'test_mse' is not available"),
     "multi_prune": (_bad(objectives=[{"metric": "val_mse"}, {"metric": "n_params"}], pruner={"name": "median"}),
                     "cannot prune multi-objective"),

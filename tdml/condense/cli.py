@@ -6,10 +6,10 @@ import logging
 
 
 def cmd_condense(args) -> int:
-    from tdml.cli import COMMANDS, _raw_config
+    from tdml.cli import COMMANDS, raw_config
     from tdml.condense.pipeline import run_condense
 
-    raw = _raw_config(args, COMMANDS["condense"][1])
+    raw = raw_config(args, COMMANDS["condense"][1])
     # hundreds of tiny evaluation fits: their per-epoch lines only with -v
     train_log = logging.getLogger("tdml.train")
     old = train_log.level

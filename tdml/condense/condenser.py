@@ -20,7 +20,8 @@ import torch
 from tdml.condense.config import CondenseRunConfig
 from tdml.condense.experts import Experts
 from tdml.condense.matching import matching_loss, predict, unroll
-from tdml.condense.plugins import condtsf_update, frequency_value_loss, isib
+from tdml.condense.plugins import DDTimeTerms, condtsf_update
+from tdml.distill.base import weighted_sum
 from tdml.condense.synthetic import SyntheticSeries
 from tdml.errors import ConfigError
 
@@ -55,7 +56,8 @@ def condense(data, experts: Experts, cfg: CondenseRunConfig, generator: torch.Ge
              on_iteration: Callable[[int, dict[str, float]], None] | None = None,
              device: torch.device | None = None) -> CondenseResult:
     """The selected synthetic set (on CPU) and the loop's history; ``score(x, y)`` -> validation MSE."""
-    m, dd, ct = cfg.match, cfg.ddtime, cfg.condtsf
+    m, ct = cfg.match, cfg.condtsf
+    plugins = DDTimeTerms(cfg.ddtime)
     if experts.n_epochs < m.expert_epochs:
         raise ConfigError(f"match.expert_epochs={m.expert_epochs} exceeds the experts' {experts.n_epochs} "
                           f"epochs; lower it or train experts longer (experts.epochs)")
@@ -94,16 +96,12 @@ def condense(data, experts: Experts, cfg: CondenseRunConfig, generator: torch.Ge
         x, y = syn.windows()
         lr = log_lr.exp() if m.learn_inner_lr else m.inner_lr
         theta_k = unroll(model, experts.spec, start, x, y, lr, m.syn_steps)
-        terms = {"match": matching_loss(theta_k, start, target)}
-        total = terms["match"]
-        if dd.freq:
+        expert_pred = None
+        if plugins.cfg.freq:
             with torch.no_grad():
-                teacher = predict(model, experts.spec, final, x)  # the expert's forecast is the target
-            terms["value"] = frequency_value_loss(y, teacher, dd.alpha)
-            total = total + dd.value_weight * terms["value"]
-        if dd.isib:
-            terms["isib"] = isib(x, y, dd.tau, dd.representation)
-            total = total + dd.lam * terms["isib"]
+                expert_pred = predict(model, experts.spec, final, x)  # the expert's forecast is the target
+        terms = {"match": matching_loss(theta_k, start, target), **plugins(x, y, expert_pred)}
+        total = weighted_sum(terms, {"match": 1.0, **plugins.weights()})
         if not torch.isfinite(total):
             raise FloatingPointError(f"non-finite condensation loss at iteration {it}: "
                                      f"{ {k: float(v) for k, v in terms.items()} }; lower match.series_lr "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from tdml.condense.plugins import DDTimeConfig  # noqa: F401  (the plug-in terms' Config, beside them)
 from tdml.config import DataConfig, TrackingConfig, require
 
 
@@ -70,28 +71,6 @@ class CondTSFConfig:
     def validate(self):
         require(0 < self.beta <= 1, f"condtsf.beta must be in (0, 1], got {self.beta}")
         require(self.every >= 1, f"condtsf.every must be >= 1, got {self.every}")
-
-
-@dataclass
-class DDTimeConfig:
-    """DDTime plug-ins: frequency value loss (alpha, weight) and inter-sample IB (lam, tau, representation)."""
-
-    freq: bool = False
-    alpha: float = 0.8  # share of the rFFT term in the value loss
-    value_weight: float = 1.0  # weight of the value loss in the synthetic-data objective
-    isib: bool = False
-    lam: float = 0.6  # lambda of the ISIB regulariser
-    tau: float = 1.0  # softmax temperature of p_i = softmax(z_i / tau)
-    representation: str = "window"  # z_i: 'window' (x||y values) or 'spectrum' (|rFFT| per channel)
-
-    def validate(self):
-        require(0 <= self.alpha <= 1, f"ddtime.alpha must be in [0, 1], got {self.alpha}")
-        require(self.value_weight >= 0 and self.lam >= 0, "ddtime.value_weight and ddtime.lam must be >= 0")
-        require(self.tau > 0, f"ddtime.tau must be > 0, got {self.tau}")
-        from tdml.condense.plugins import REPRESENTATIONS
-
-        require(self.representation in REPRESENTATIONS,
-                f"ddtime.representation {self.representation!r} unknown; valid: {', '.join(REPRESENTATIONS.names())}")
 
 
 @dataclass

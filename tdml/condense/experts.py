@@ -24,7 +24,7 @@ from tdml import tracking
 from tdml.condense.config import ExpertConfig
 from tdml.condense.matching import FlatParams
 from tdml.config import DataConfig, TrainConfig, coerce_dataclass
-from tdml.distill.base import run_model
+from tdml.contracts import run_model
 from tdml.errors import ConfigError, RegistryError
 from tdml.models import Dims, build_model, model_from_config
 from tdml.runstate import global_rng

@@ -5,14 +5,21 @@
 * ``isib`` -- inter-sample information bottleneck: p_i = softmax(z_i / tau), D_ij the symmetric
   KL, loss = mean_{i != j} exp(-D_ij); it is 1 for identical samples and falls as they differ.
 * ``condtsf_update`` -- CondTSF's label interpolation Ys <- (1-b) Ys + b P, on the series.
+
+``DDTimeTerms`` is the first two as a ``tdml.distill.base.Loss`` (Config beside it, named
+terms ``value`` / ``isib``, ``weights()``), so the condenser adds them to the matching term
+with the same ``weighted_sum`` as every distillation loss.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Callable
 
 import torch
 
+from tdml.config import require
+from tdml.distill.base import Loss
 from tdml.registry import Registry
 
 # z_i for the ISIB: [n, ...] -> [n, D]. Decision (docs/condense.md): 'window' by default --
@@ -71,3 +78,42 @@ def condtsf_update(series: torch.Tensor, pred: torch.Tensor, starts: torch.Tenso
         0, idx, torch.ones(idx.shape[0], 1, device=series.device))
     hit = count[:, 0] > 0
     series[hit] = (1 - beta) * series[hit] + beta * total[hit] / count[hit]
+
+
+@dataclass
+class DDTimeConfig:
+    """DDTime plug-ins: frequency value loss (alpha, weight) and inter-sample IB (lam, tau, representation)."""
+
+    freq: bool = False
+    alpha: float = 0.8  # share of the rFFT term in the value loss
+    value_weight: float = 1.0  # weight of the value loss in the synthetic-data objective
+    isib: bool = False
+    lam: float = 0.6  # lambda of the ISIB regulariser
+    tau: float = 1.0  # softmax temperature of p_i = softmax(z_i / tau)
+    representation: str = "window"  # z_i: 'window' (x||y values) or 'spectrum' (|rFFT| per channel)
+
+    def validate(self):
+        require(0 <= self.alpha <= 1, f"ddtime.alpha must be in [0, 1], got {self.alpha}")
+        require(self.value_weight >= 0 and self.lam >= 0, "ddtime.value_weight and ddtime.lam must be >= 0")
+        require(self.tau > 0, f"ddtime.tau must be > 0, got {self.tau}")
+        require(self.representation in REPRESENTATIONS,
+                f"ddtime.representation {self.representation!r} unknown; valid: {', '.join(REPRESENTATIONS.names())}")
+
+
+class DDTimeTerms(Loss):
+    """``value`` (weight ``value_weight`` when ``freq``) and ``isib`` (weight ``lam`` when ``isib``)
+    of synthetic windows x [n, L, C], y [n, H, C] against the expert's forecast on x."""
+
+    Config = DDTimeConfig
+
+    def weights(self) -> dict[str, float]:
+        c = self.cfg
+        return {"value": c.value_weight if c.freq else 0.0, "isib": c.lam if c.isib else 0.0}
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor, expert_pred: torch.Tensor | None) -> dict[str, torch.Tensor]:
+        c, terms = self.cfg, {}
+        if c.freq:
+            terms["value"] = frequency_value_loss(y, expert_pred, c.alpha)
+        if c.isib:
+            terms["isib"] = isib(x, y, c.tau, c.representation)
+        return terms

@@ -1,9 +1,9 @@
 """The ``condense`` study kind for ``tdml tune`` (registered in tdml.tuning.kinds.KINDS).
 
-The study spec's components are reused with a condensation meaning:
-``search_space.loss.*`` -> ``ddtime.*`` (alpha, lam, tau, value_weight, representation: the
-plug-in loss terms) and ``search_space.train.*`` -> ``match.*`` (inner_lr, series_lr,
-syn_steps, ...: the matching optimisation). ``base`` holds fixed CondenseRunConfig fields.
+The search space names CondenseRunConfig paths, like every kind's: ``ddtime.*`` (alpha, lam,
+tau, value_weight, representation: the plug-in terms), ``match.*`` (inner_lr, series_lr,
+syn_steps, ...: the matching optimisation), ``condtsf.beta``, ``n_windows``, ...; ``base``
+holds fixed CondenseRunConfig fields.
 Trials are validation-only (``tracking.final_split=val``): the objective is the validation
 MSE of fresh models trained on the selected synthetic set; the test split is never read.
 The pruner sees each candidate's validation score. Experts are trained (or found) once in
@@ -12,21 +12,18 @@ The pruner sees each candidate's validation score. Experts are trained (or found
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
-from tdml.condense.config import DDTimeConfig, MatchConfig
+from tdml.condense.config import CondenseRunConfig
 from tdml.condense.experts import get_experts
-from tdml.condense.pipeline import condense_config, condense_in_run
+from tdml.condense.pipeline import condense_in_run
 from tdml.resolve import Layers, resolve_condense
-from tdml.config import deep_merge, set_dotted
+from tdml.config import deep_merge
 from tdml.data import load_data
 from tdml.pipelines import RunSummary
 from tdml.errors import ConfigError
 from tdml.train import resolve_device
-from tdml.tuning.kinds import KINDS, StudyKind, suggest_component
-
-SECTIONS = {"loss": ("ddtime", DDTimeConfig), "train": ("match", MatchConfig)}
+from tdml.tuning.kinds import KINDS, StudyKind, check_space
 
 
 @KINDS.register("condense")
@@ -42,22 +39,8 @@ class CondenseKind(StudyKind):
         return base
 
     def validate(self) -> None:
-        space = self.spec.search_space
-        if space.student_params or space.student is not None:
-            raise ConfigError("a condense study searches `loss` (-> ddtime.*) and `train` (-> match.*) only; "
-                              "set eval/expert models in `base`")
-        base = condense_config(self._base())  # unknown keys / bad values fail here
-        for comp, (section, cls) in SECTIONS.items():
-            fixed = dataclasses.asdict(getattr(base, section))
-            for name, dist in space.components()[comp].items():
-                if name not in {f.name for f in dataclasses.fields(cls)}:
-                    raise ConfigError(f"search_space.{comp}.{name}: not a field of {section} "
-                                      f"({', '.join(f.name for f in dataclasses.fields(cls))})")
-                for v in dist.corners():
-                    try:
-                        condense_config(deep_merge(self._base(), {section: {**fixed, name: v}}))
-                    except ConfigError as e:
-                        raise ConfigError(f"search_space.{comp}.{name}: value {v!r} is invalid: {e}") from None
+        check_space(self.spec, CondenseRunConfig, {},
+                    lambda o: resolve_condense(deep_merge(self._base(), o)))  # unknown keys / bad values fail here
         for o in self.spec.objectives:
             if not o.metric.startswith("val_"):
                 raise ConfigError(f"objective {o.metric!r}: a condense study is scored on validation only; "
@@ -68,18 +51,11 @@ class CondenseKind(StudyKind):
                               "--set ...` using its parameters)")
 
     def prepare(self) -> None:
-        cfg = condense_config(self._base())
+        cfg = resolve_condense(self._base())
         if cfg.method.startswith("random") or cfg.experts_uri not in ("", "new"):
             return
         data = load_data(cfg.data)
         get_experts("", data, cfg.data, cfg.experts, resolve_device("auto"), False)  # trained once, here
-
-    def search_space(self, trial) -> dict[str, Any]:
-        raw: dict[str, Any] = {}
-        for comp, (section, _) in SECTIONS.items():
-            for key, value in suggest_component(trial, comp, self.spec.search_space.components()[comp]).items():
-                set_dotted(raw, f"{section}.{key.split('.', 1)[1]}", value)
-        return raw
 
     def run(self, overrides: dict[str, Any], callbacks, final: bool):
         base = self._base()
@@ -92,5 +68,3 @@ class CondenseKind(StudyKind):
         return RunSummary(s.run_id, "condense", cfg.eval.models[0], s.metrics, int(s.metrics["n_params"]), 0.0,
                           extra={"condense": s})
 
-
-__all__ = ["CondenseKind"]

@@ -17,7 +17,7 @@ from tdml.data.splits import SPLITS
 from tdml.data.synthetic import make_synthetic
 from tdml.data.timefeatures import infer_freq, time_features
 from tdml.errors import DataError
-from tdml.models.base import Dims
+from tdml.contracts import Dims
 
 SPLIT_NAMES = ("train", "val", "test")
 DEFAULT_SEQ_LEN, DEFAULT_PRED_LEN = 96, 24  # used when DataConfig leaves them at 0

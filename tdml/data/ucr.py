@@ -24,7 +24,7 @@ from tdml.data.batching import INDEX, EpochOrder
 from tdml.data.download import data_dir
 from tdml.data.ts_files import RawSeries, read_series_file, read_ts, read_tsv  # noqa: F401 (read_*: this module's API)
 from tdml.errors import DataError
-from tdml.models.base import Dims
+from tdml.contracts import Dims
 
 PREFIX = "ucr:"
 SPLIT_NAMES = ("train", "val", "test")

@@ -15,8 +15,8 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from tdml.config import coerce_dataclass, require
-from tdml.distill.base import LOSSES, ModelOutput
+from tdml.config import require
+from tdml.distill.base import DistillationLoss, ModelOutput
 from tdml.errors import IncompatibleTeacherError
 
 
@@ -28,8 +28,8 @@ class LossConfig:
         require(self.weight >= 0, f"weight (λd) must be >= 0, got {self.weight}")
 
 
-class DistillLoss(nn.Module):
-    """Base: one constructor for every loss so a pipeline can build any of them by name.
+class DistillLoss(DistillationLoss):
+    """Base of the classification losses: one constructor, so a pipeline builds any by name.
 
     ``student_feature`` / ``teacher_feature`` name the ``features()`` entries (a hidden-state
     sequence [B, L, d]); ``d_student`` / ``d_teacher`` are their widths, needed by losses
@@ -38,10 +38,9 @@ class DistillLoss(nn.Module):
 
     Config: ClassVar[type] = LossConfig
 
-    def __init__(self, cfg: Any, student_feature: str = "sequence", teacher_feature: str = "sequence",
+    def __init__(self, cfg: Any = None, student_feature: str = "sequence", teacher_feature: str = "sequence",
                  d_student: int = 0, d_teacher: int = 0):
-        super().__init__()
-        self.cfg = cfg
+        super().__init__(cfg)
         self.student_feature, self.teacher_feature = student_feature, teacher_feature
         self.d_student, self.d_teacher = d_student, d_teacher
 
@@ -64,7 +63,7 @@ class DistillLoss(nn.Module):
         return {k: self.cfg.weight * w for k, w in self.term_weights().items()}
 
     def active(self, term: str) -> bool:
-        return self.term_weights()[term] != 0
+        return self.term_weights()[term] != 0  # a sub-term, whatever λd
 
     def sequences(self, student: ModelOutput, teacher: ModelOutput) -> tuple[torch.Tensor, torch.Tensor]:
         """(student [B, L, ds], detached teacher [B, L, dt]); same batch and length required."""
@@ -91,10 +90,3 @@ def learned_projection(d_in: int, d_out: int, who: str, always: bool = False) ->
         raise ValueError(f"{who} needs the feature widths: pass d_student and d_teacher "
                          f"(from the models' feature_shapes()), got {d_in} and {d_out}")
     return nn.Linear(d_in, d_out) if always or d_in != d_out else nn.Identity()
-
-
-def build_loss(name: str, params: dict[str, Any] | None = None, **kwargs) -> nn.Module:
-    """Build a registered loss from a config mapping; unknown keys fail with the valid ones."""
-    cls = LOSSES.get(name)
-    cfg = coerce_dataclass(cls.Config, params or {}, where=f"loss {name!r}")
-    return cls(cfg, **kwargs)

@@ -4,29 +4,11 @@ distilled runs so the comparison isolates the distillation terms."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-from torch import nn
-
-from tdml.distill.base import LOSSES
-
-
-@dataclass
-class NoDistillConfig:
-    pass
+from tdml.distill.base import LOSSES, DistillationLoss
 
 
 @LOSSES.register("none")
-class NoDistill(nn.Module):
-    Config = NoDistillConfig
-
-    @classmethod
-    def from_models(cls, cfg, student, teacher) -> "NoDistill":
-        return cls()
-
-    def teacher_features(self) -> tuple[str, ...]:
-        return ()
-
+class NoDistill(DistillationLoss):
     def weights(self) -> dict[str, float]:
         return {}
 

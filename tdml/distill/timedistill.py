@@ -10,11 +10,36 @@ axis last -- as in the reference code, scale and period act along that hidden ax
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Literal
+
 import torch
 from torch import nn
 
-from tdml.config import KLMode, TimeDistillConfig
-from tdml.distill.base import LOSSES, ModelOutput
+from tdml.config import require
+from tdml.distill.base import LOSSES, DistillationLoss, ModelOutput
+from tdml.errors import IncompatibleTeacherError
+
+# 'reference': the reference code's F.kl_div(log(P_s + 1e-8), P_t, reduction='mean') = KL / bins;
+# 'full': the full KL per (sample, channel) distribution = bins x 'reference' (multi_period_loss).
+KLMode = Literal["reference", "full"]
+
+
+@dataclass
+class TimeDistillConfig:
+    # Class defaults = the reference code's generic script; per-dataset values live in
+    # tdml/models/defaults.yaml (the resolver puts them over these).
+    alpha: float = 1.0  # weight of prediction-level multi-scale + multi-period terms
+    beta: float = 1.0  # weight of feature-level terms
+    temperature: float = 0.5  # tau of the period distribution softmax
+    scales: int = 3  # number of AvgPool(2) down-samplings S (scales 0..S)
+    kl_mode: KLMode = "reference"
+
+    def validate(self):
+        require(self.alpha >= 0, f"alpha must be >= 0 (0 disables prediction distillation), got {self.alpha}")
+        require(self.beta >= 0, f"beta must be >= 0 (0 disables feature distillation), got {self.beta}")
+        require(self.temperature > 0, f"temperature must be > 0, got {self.temperature}")
+        require(self.scales >= 0, f"scales must be >= 0, got {self.scales}")
 
 
 def _time_last(x: torch.Tensor, dim: int) -> torch.Tensor:
@@ -123,7 +148,7 @@ class FeatureRegressor(nn.Module):
 
 
 @LOSSES.register("timedistill")
-class TimeDistillLoss(nn.Module):
+class TimeDistillLoss(DistillationLoss):
     """Returns the four distillation terms; the caller weights them with alpha and beta.
 
     ``student_feature`` / ``teacher_feature`` name the features() entries to align;
@@ -132,10 +157,10 @@ class TimeDistillLoss(nn.Module):
 
     Config = TimeDistillConfig
 
-    def __init__(self, cfg: TimeDistillConfig, student_feature: str = "hidden",
+    def __init__(self, cfg: TimeDistillConfig | None = None, student_feature: str = "hidden",
                  teacher_feature: str = "hidden", d_student: int = 0, d_teacher: int = 0):
-        super().__init__()
-        self.cfg = cfg
+        super().__init__(cfg)
+        cfg = self.cfg
         self.student_feature, self.teacher_feature = student_feature, teacher_feature
         self.regressor = FeatureRegressor(d_teacher, d_student) if cfg.beta > 0 else None
 
@@ -145,8 +170,6 @@ class TimeDistillLoss(nn.Module):
         s_shape = student.feature_shapes()[student.distill_feature]
         t_shape = teacher.feature_shapes()[teacher.distill_feature]
         if cfg.beta > 0 and s_shape[:-1] != t_shape[:-1]:
-            from tdml.errors import IncompatibleTeacherError
-
             raise IncompatibleTeacherError(
                 f"feature distillation needs per-channel features of matching leading shape: student "
                 f"{student.distill_feature!r} {s_shape} vs teacher {teacher.distill_feature!r} {t_shape}; "
@@ -156,6 +179,9 @@ class TimeDistillLoss(nn.Module):
     def teacher_features(self) -> tuple[str, ...]:
         """The teacher ``features()`` entries ``forward`` reads (what a teacher cache keeps)."""
         return (self.teacher_feature,) if self.cfg.beta > 0 else ()
+
+    def diagnostic_settings(self) -> dict[str, float]:
+        return {"temperature": self.cfg.temperature, "scales": self.cfg.scales}
 
     def weights(self) -> dict[str, float]:
         a, b = self.cfg.alpha, self.cfg.beta

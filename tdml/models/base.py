@@ -13,26 +13,15 @@ the only thing (with ``Dims``) needed to rebuild a model from its logged config.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import torch
 from torch import nn
 
 from tdml.config import coerce_dataclass
+from tdml.contracts import Dims  # noqa: F401  (models are built from the data's Dims)
 from tdml.registry import Registry
 from tdml.runstate import global_rng
-
-
-@dataclass(frozen=True)
-class Dims:
-    """Shapes fixed by the data, not by the user's choice of architecture."""
-
-    seq_len: int
-    n_channels: int
-    pred_len: int = 0  # forecasting horizon H (0 for classification)
-    n_classes: int = 0  # classification only
-    n_marks: int = 0  # number of time-feature columns in x_mark / y_mark
 
 
 class TdmlModel(nn.Module):

@@ -17,7 +17,7 @@ pruner, stale-trial retry), ``objective`` (trial runs, pruning), ``search`` (``t
 summary, plots), ``finals`` (test re-runs, promotion), ``cli`` (``tdml tune``).
 """
 
-from tdml.tuning.kinds import KINDS, StudyKind, suggest_component
+from tdml.tuning.kinds import KINDS, StudyKind, check_space
 from tdml.tuning.distill_kind import RUN_METRICS, DistillKind  # registers the default kind
 from tdml.tuning.storage import (RetryStaleTrial, artifact_dir, create_or_load_study, pool_kwargs, redact,
                                  storage_url)
@@ -26,6 +26,6 @@ from tdml.tuning.finals import final_run, promote
 from tdml.tuning.search import TuneResult, tune
 from tdml.tuning.cli import cmd_tune
 
-__all__ = ["KINDS", "StudyKind", "suggest_component", "RUN_METRICS", "DistillKind", "RetryStaleTrial",
+__all__ = ["KINDS", "StudyKind", "check_space", "RUN_METRICS", "DistillKind", "RetryStaleTrial",
            "artifact_dir", "create_or_load_study", "pool_kwargs", "redact", "storage_url", "PruningReporter",
            "make_objective", "objective_value", "final_run", "promote", "TuneResult", "tune", "cmd_tune"]

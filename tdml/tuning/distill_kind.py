@@ -4,15 +4,13 @@ and the student's ``Params`` before anything runs."""
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 from tdml import pipelines, tracking
-from tdml.config import TrainConfig, coerce_dataclass, deep_merge, to_dict
+from tdml.config import DistillRunConfig, coerce_dataclass, deep_merge
 from tdml.errors import ConfigError, RegistryError
 from tdml.resolve import Layers, resolve_distill, resolve_teacher
-from tdml.studies import Distribution
-from tdml.tuning.kinds import KINDS, StudyKind
+from tdml.tuning.kinds import KINDS, StudyKind, check_space
 
 
 RUN_METRICS = ("n_params", "cpu_latency_ms_b32", "param_ratio", "speedup")
@@ -26,15 +24,15 @@ class DistillKind(StudyKind):
         from tdml.distill import LOSSES
         from tdml.models import MODELS
 
-        s, space = self.spec, self.spec.search_space
-        base = resolve_distill(Layers(study_base={**s.base, "teacher": s.teacher or "models:/x@y"}))
-        loss_cls = LOSSES.get(base.method)
-        self._corners("loss", space.loss, loss_cls.Config, base.loss)
-        self._corners("train", space.train, TrainConfig, to_dict(base.train))
-        students = space.student.corners() if space.student else [base.student]
-        for st in students:
-            params = MODELS.get(st).Params
-            self._corners("student_params", space.student_params, params, base.student_params)
+        s = self.spec
+        layers = Layers(study_base={**s.base, "teacher": s.teacher or "models:/x@y"})
+        base = resolve_distill(layers)
+        student = s.search_space.params.get("student")
+        for st in student.corners() if student else [base.student]:
+            sections = {"loss": LOSSES.get(base.method).Config, "student_params": MODELS.get(st).Params}
+            fixed = {"student": st} if student else {}
+            check_space(s, DistillRunConfig, sections,
+                        lambda o: self._resolve(Layers(study_base=layers.study_base, trial=deep_merge(fixed, o))))
         if not s.teacher:
             raise ConfigError("study: `teacher` is required (models:/<name>@<alias>); add a "
                               "`train_teacher:` block to have a missing one trained first")
@@ -47,16 +45,13 @@ class DistillKind(StudyKind):
                                   f"use val_<metric> (e.g. val_mse, val_mae) or one of {', '.join(RUN_METRICS)}")
 
     @staticmethod
-    def _corners(comp: str, dists: dict[str, Distribution], cls, fixed: dict) -> None:
-        valid = {f.name for f in dataclasses.fields(cls)}
-        for name, dist in dists.items():
-            if name not in valid:
-                raise ConfigError(f"search_space.{comp}: unknown field {name!r}; valid: {', '.join(sorted(valid))}")
-            for v in dist.corners():
-                try:
-                    coerce_dataclass(cls, {**fixed, name: v}, f"search_space.{comp}.{name}")
-                except ConfigError as e:
-                    raise ConfigError(f"search_space.{comp}.{name}: bad range, value {v!r} is invalid: {e}") from None
+    def _resolve(layers: Layers) -> DistillRunConfig:
+        """A trial's run config, the student's params included (they are checked when it is built)."""
+        from tdml.models import MODELS
+
+        cfg = resolve_distill(layers)
+        coerce_dataclass(MODELS.get(cfg.student).Params, cfg.student_params, f"student_params ({cfg.student})")
+        return cfg
 
     def prepare(self) -> None:
         s = self.spec

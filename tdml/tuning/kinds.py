@@ -8,11 +8,14 @@ A kind turns one trial's parameters into one run inside the active MLflow run. `
 
 from __future__ import annotations
 
+import dataclasses
+import typing
 from typing import TYPE_CHECKING, Any
 
 from tdml.config import set_dotted
+from tdml.errors import ConfigError, TdmlError
 from tdml.registry import Registry
-from tdml.studies import Distribution, StudySpec
+from tdml.studies import StudySpec
 
 if TYPE_CHECKING:
     from tdml.pipelines import RunSummary
@@ -31,11 +34,10 @@ class StudyKind:
         """Resolve external resources (e.g. the teacher) inside the study run, before trials."""
 
     def search_space(self, trial) -> dict[str, Any]:
-        """Raw config overrides for one trial: one ``suggest_component`` per component."""
+        """Raw config overrides for one trial: one suggestion per dotted path (its param name)."""
         raw: dict[str, Any] = {}
-        for comp, dists in self.spec.search_space.components().items():
-            for key, value in suggest_component(trial, comp, dists).items():
-                set_dotted(raw, key, value)
+        for path, dist in self.spec.search_space.items():
+            set_dotted(raw, path, dist.suggest(trial, path))
         return raw
 
     def monitor(self) -> str | None:
@@ -53,7 +55,34 @@ class StudyKind:
 KINDS: Registry[type[StudyKind]] = Registry("study kind", plugins=("tdml.condense.study",))
 
 
-def suggest_component(trial, component: str, dists: dict[str, Distribution]) -> dict[str, Any]:
-    """``{dotted config key: value}`` for one component; Optuna param names are those keys."""
-    keys = {name: f"{component}.{name}" if name else component for name in dists}
-    return {keys[name]: dist.suggest(trial, keys[name]) for name, dist in dists.items()}
+def check_space(spec: StudySpec, root: type, sections: dict[str, type], resolve) -> None:
+    """Every searched path names a field of the run config ``root`` (a ``dict`` field is walked
+    through ``sections[name]``, e.g. ``loss`` -> the method's ``Config``), and every corner of its
+    range resolves: ``resolve(overrides)`` builds the trial's run config and raises on bad values."""
+    space = spec.search_space
+    for path in [*space.sections, *(p for p, _ in space.items())]:
+        _walk(root, sections, path)
+    for path, dist in space.items():
+        for v in dist.corners():
+            overrides: dict[str, Any] = {}
+            set_dotted(overrides, path, v)
+            try:
+                resolve(overrides)
+            except TdmlError as e:
+                raise ConfigError(f"search_space.{path}: bad range, value {v!r} is invalid: {e}") from None
+
+
+def _walk(cls: type, sections: dict[str, type], path: str) -> None:
+    parts = path.split(".")
+    for i, name in enumerate(parts):
+        hints = typing.get_type_hints(cls)
+        fields = [f.name for f in dataclasses.fields(cls) if f.init]
+        if name not in fields:
+            where = ".".join(parts[:i])
+            what = f"search_space.{where}: unknown field" if where else "search_space: unknown component"
+            raise ConfigError(f"{what} {name!r}; valid: {', '.join(sorted(fields))}")
+        if i == len(parts) - 1:
+            return
+        cls = sections.get(".".join(parts[:i + 1])) or hints[name]
+        if not dataclasses.is_dataclass(cls):
+            raise ConfigError(f"search_space.{path}: {'.'.join(parts[:i + 1])!r} is a value, not a section")

@@ -86,8 +86,7 @@ def _log_report(spec: StudySpec) -> None:
 def _spec_params(spec: StudySpec) -> dict:
     d = to_dict(spec)
     d.pop("search_space")
-    d["search_space"] = {f"{c}.{k}" if k else c: str(to_dict(v)) for c, ds in spec.search_space.components().items()
-                         for k, v in ds.items()}
+    d["search_space"] = {path: str(to_dict(dist)) for path, dist in spec.search_space.items()}
     return d
 
 
