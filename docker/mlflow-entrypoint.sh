@@ -12,6 +12,10 @@ default_permission = ${MLFLOW_DEFAULT_PERMISSION:-EDIT}
 database_uri = postgresql+psycopg://${POSTGRES_USER}:${POSTGRES_PASSWORD}@postgres:5432/mlflow_auth
 admin_username = ${MLFLOW_ADMIN_USERNAME:-admin}
 authorization_function = mlflow.server.auth:authenticate_request_basic_auth
+# Every request is checked against a scrypt hash (~0.2 s of server CPU each; a trial makes
+# ~40 requests): cache a verified credential this long. A password change reaches the other
+# server workers only when it expires (docs/deployment.md); 0 = verify every request.
+auth_cache_ttl_seconds = ${MLFLOW_AUTH_CACHE_TTL_SECONDS:-60}
 INI
 export MLFLOW_AUTH_CONFIG_PATH="$AUTH_INI"
 export MLFLOW_AUTH_ADMIN_PASSWORD="$MLFLOW_ADMIN_PASSWORD"  # used once, to create the admin user

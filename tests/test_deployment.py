@@ -89,6 +89,16 @@ def _api(url: str, path: str, body: dict | None = None, auth: tuple[str, str] | 
         return e.code, {}
 
 
+def _entrypoint_auth_cache_ttl() -> int:
+    """The credential-cache TTL docker/mlflow-entrypoint.sh writes (with compose's value), so the
+    native server is configured as the container is."""
+    line = next(x for x in (DOCKER / "mlflow-entrypoint.sh").read_text().splitlines()
+                if x.startswith("auth_cache_ttl_seconds"))
+    default = int(line.split(":-")[1].rstrip("}"))
+    env = _compose()["services"]["mlflow"]["environment"]
+    return int(env.get("MLFLOW_AUTH_CACHE_TTL_SECONDS", default))
+
+
 @pytest.fixture(scope="module")
 def auth_server(tmp_path_factory):
     if not pg_available():
@@ -102,7 +112,8 @@ def auth_server(tmp_path_factory):
     ini.write_text("[mlflow]\ndefault_permission = EDIT\n"
                    f"database_uri = postgresql+psycopg://postgres@127.0.0.1:5432/{dbs['auth']}\n"
                    f"admin_username = {ADMIN[0]}\n"
-                   "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n")
+                   "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
+                   f"auth_cache_ttl_seconds = {_entrypoint_auth_cache_ttl()}\n")
     port = free_port()
     env = {**os.environ, "MLFLOW_AUTH_CONFIG_PATH": str(ini), "MLFLOW_AUTH_ADMIN_PASSWORD": ADMIN[1],
            "MLFLOW_FLASK_SERVER_SECRET_KEY": uuid.uuid4().hex}

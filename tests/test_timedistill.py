@@ -24,6 +24,59 @@ def test_multi_scale_is_mean_over_pooled_scales():
     assert torch.isclose(multi_scale_loss(s, t, 0, dim=1), F.mse_loss(s, t))
 
 
+def _avg_pool_reference(s, t, scales, dim):
+    """The reference code's multi-scale term with autograd: AvgPool1d(2) on both sides, MSE per scale."""
+    a, b = s.movedim(dim, -1), t.movedim(dim, -1)
+    losses = [F.mse_loss(a, b)]
+    for _ in range(scales):
+        if a.shape[-1] < 2:
+            break
+        a, b = F.avg_pool1d(a.flatten(0, -2).unsqueeze(1), 2).view(*a.shape[:-1], -1), \
+            F.avg_pool1d(b.flatten(0, -2).unsqueeze(1), 2).view(*b.shape[:-1], -1)
+        losses.append(F.mse_loss(a, b))
+    return torch.stack(losses).mean()
+
+
+@pytest.mark.parametrize("shape,dim,scales", [((4, 24, 5), 1, 3), ((3, 5, 25), -1, 3), ((2, 3, 7), -1, 6),
+                                              ((4, 17, 2), 1, 0), ((2, 2, 128), -1, 4)])
+@pytest.mark.parametrize("teacher_grad", [True, False], ids=["regressor", "frozen"])
+def test_multi_scale_value_and_gradients_equal_avg_pool_autograd(shape, dim, scales, teacher_grad):
+    """The one-node multi-scale term (closed-form backward) against autograd through avg_pool1d,
+    odd lengths (the pool drops a trailing element) and more scales than halvings included."""
+    g = torch.Generator().manual_seed(1)
+    base_s, base_t = torch.randn(*shape, generator=g, dtype=torch.float64), torch.randn(*shape, generator=g, dtype=torch.float64)
+    out = []
+    for fn in (multi_scale_loss, _avg_pool_reference):
+        s, t = base_s.clone().requires_grad_(), base_t.clone().requires_grad_(teacher_grad)
+        v = fn(s, t, scales, dim)
+        v.backward()
+        out.append((v.detach(), s.grad, t.grad))
+    torch.testing.assert_close(out[0][0], out[1][0], rtol=1e-12, atol=0)
+    torch.testing.assert_close(out[0][1], out[1][1], rtol=1e-10, atol=1e-14)
+    if teacher_grad:
+        torch.testing.assert_close(out[0][2], out[1][2], rtol=1e-10, atol=1e-14)
+    else:
+        assert out[0][2] is None
+
+
+def test_period_term_gradient_with_a_frozen_teacher_equals_the_reference():
+    """Prediction level: the teacher's forecast is a constant (no gradient asked for it)."""
+    g = torch.Generator().manual_seed(2)
+    base_s, t = torch.randn(6, 24, 3, generator=g, dtype=torch.float64), torch.randn(6, 24, 3, generator=g, dtype=torch.float64)
+    grads = []
+    for fn in (lambda s: multi_period_loss(s, t, 0.7, 1), lambda s: _reference_period_kl_tau(s, t, 0.7)):
+        s = base_s.clone().requires_grad_()
+        fn(s).backward()
+        grads.append(s.grad)
+    torch.testing.assert_close(grads[0], grads[1], rtol=1e-6, atol=1e-12)
+
+
+def _reference_period_kl_tau(s, t, tau):
+    z_t = abs(torch.fft.rfft(t, dim=1))[:, 1:, :] / tau
+    z_s = abs(torch.fft.rfft(s, dim=1))[:, 1:, :] / tau
+    return F.kl_div(torch.log(F.softmax(z_s, dim=1) + 1e-8), F.softmax(z_t, dim=1), reduction="mean")
+
+
 def test_period_distribution_drops_dc_and_sums_to_one():
     x = torch.randn(2, 24, 3) + 100.0  # a large mean (DC) must not matter
     p = period_distribution(x, 0.5, dim=1)

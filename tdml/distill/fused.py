@@ -1,0 +1,145 @@
+"""TimeDistill's two terms as single autograd nodes with hand-written backward passes.
+
+The terms act on small tensors (a batch of forecasts, 128–512-wide features): written with
+autograd, each is ~20–45 recorded ops forward and as many backward, and a step is bound by
+op dispatch, not arithmetic (docs/results.md, "Cost"). Here the forward runs without
+recording and the backward is the closed form, in a handful of ops. Values and gradients are
+those of the op-by-op definitions (``tests/test_timedistill.py`` checks both against the
+reference formulas at rel 1e-6 in float64, and this module against the op-by-op version).
+
+Gradients, for x along the last axis, z = rFFT(x)[1:] (F bins), A = sqrt(|z|^2 + eps),
+l = log_softmax(A / tau), p = exp(l):
+
+* period KL  L = c * sum p_t (l_t - q_s),  q_s = log(p_s + e) (reference, e > 0) or l_s;
+  dL/dl_s = -c p_t p_s / (p_s + e);  dL/dl_t = c p_t (l_t - q_s + 1);
+  log_softmax: g_u = g_l - p * sum(g_l);  g_A = g_u / tau;  g_z = g_A z / A;
+  rFFT adjoint: g_x = irfft(Y, n) with Y_0 = 0, Y_k = n/2 g_k, and Y_{n/2} = n g_{n/2} for
+  even n (irfft counts the Nyquist bin once).
+* multi-scale  L = 1/K sum_k mean(d_k^2), d_0 = s - t, d_k = pool2(d_{k-1}):
+  g_{d_k} = 2 d_k / (K |d_k|) + unpool(g_{d_{k+1}}), unpool = each value halved into its pair.
+"""
+
+from __future__ import annotations
+
+import torch
+
+# Peaked period distributions put most bins' log-probabilities far below -87, where a float32
+# exp underflows to a subnormal or 0: CPU exp takes a ~100x slower path there, and products
+# with such values in the backward pass are as slow. Flooring the exp argument at -50 keeps
+# every probability and gradient product normal; it changes each such probability by < 2e-22
+# (the loss by far less than float32 resolution).
+EXP_FLOOR = -50.0
+
+
+def spectrum(x: torch.Tensor, tau: float):
+    """(z, |z|, log P, P) along the last axis: z = rFFT(x) without the DC bin, P = softmax(|z| / tau).
+
+    The exp argument is floored at ``EXP_FLOOR``; P is the exp divided by its sum (one exp)."""
+    z = torch.fft.rfft(x, dim=-1)[..., 1:]
+    amp = torch.view_as_real(z).square().sum(-1).add_(1e-20).sqrt_()
+    u = amp / tau
+    u = u - u.amax(-1, keepdim=True)
+    e = u.clamp(min=EXP_FLOOR).exp_()
+    total = e.sum(-1, keepdim=True)
+    return z, amp, u - total.log(), e.div_(total)
+
+
+def _spectrum_backward(g_lp: torch.Tensor, z, amp, p, tau: float, n: int) -> torch.Tensor:
+    g_u = g_lp - p * g_lp.sum(-1, keepdim=True)
+    g_z = z * (g_u.div_(amp).mul_(_rfft_adjoint_scale(n, g_u.shape[-1], tau, amp)))
+    return torch.fft.irfft(torch.nn.functional.pad(g_z, (1, 0)), n=n, dim=-1)  # Y_0 = 0: DC dropped
+
+
+_SCALES: dict = {}
+
+
+def _rfft_adjoint_scale(n: int, bins: int, tau: float, like: torch.Tensor) -> torch.Tensor:
+    """n / (2 tau) per bin, n / tau at an even length's Nyquist bin (irfft counts it once)."""
+    key = (n, bins, tau, like.dtype, like.device)
+    if key not in _SCALES:
+        scale = torch.full((bins,), n / (2 * tau), dtype=like.dtype, device=like.device)
+        if n % 2 == 0:
+            scale[-1] = n / tau
+        if len(_SCALES) > 256:  # a study draws a new tau per trial: keep the table small
+            _SCALES.clear()
+        _SCALES[key] = scale
+    return _SCALES[key]
+
+
+class PeriodKL(torch.autograd.Function):
+    """KL(P_t || P_s) of period distributions along the last axis; see the module docstring.
+    Student and teacher go through the transform as one stacked tensor (half the op count)."""
+
+    @staticmethod
+    def forward(ctx, s, t, tau: float, full: bool, log_eps: float):
+        n = s.shape[-1]
+        z, amp, lp, p = spectrum(torch.stack((s, t)), tau)
+        lp_s, lp_t, p_s, p_t = lp[0], lp[1], p[0], p[1]
+        use_eps = log_eps > 0 and not full
+        q_s = torch.log(p_s + log_eps) if use_eps else lp_s
+        kl_sum = torch.sum(p_t * (lp_t - q_s))
+        n_dist = p_t.numel() // p_t.shape[-1]
+        c = 1.0 / (n_dist if full else p_t.numel())
+        ctx.save_for_backward(z, amp, p, lp_t, q_s)
+        ctx.consts = (tau, c, log_eps if use_eps else 0.0, n)
+        return kl_sum * c
+
+    @staticmethod
+    def backward(ctx, grad):
+        z, amp, p, lp_t, q_s = ctx.saved_tensors
+        tau, c, eps, n = ctx.consts
+        p_s, p_t = p[0], p[1]
+        gc = grad * c
+        need_s, need_t = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
+        g_lps = (-gc * p_t * (p_s / (p_s + eps) if eps else 1.0)) if need_s else None
+        g_lpt = (gc * p_t * (lp_t - q_s + 1.0)) if need_t else None
+        if need_s and need_t:
+            g = _spectrum_backward(torch.stack((g_lps, g_lpt)), z, amp, p, tau, n)
+            return g[0], g[1], None, None, None
+        if need_s:
+            return _spectrum_backward(g_lps, z[0], amp[0], p_s, tau, n), None, None, None, None
+        if need_t:
+            return None, _spectrum_backward(g_lpt, z[1], amp[1], p_t, tau, n), None, None, None
+        return None, None, None, None, None
+
+
+_POOLS: dict = {}
+
+
+def _pooling(n: int, scales: int, like: torch.Tensor) -> tuple[torch.Tensor, int]:
+    """W [n, sum_k n_k] with the k-fold AvgPool(2) of a length-n axis in its k-th block, block k
+    scaled by 1 / sqrt(K n_k): ||d W||^2 / rows = 1/K sum_k mean(pool^k(d)^2). And K."""
+    key = (n, scales, like.dtype, like.device)
+    if key not in _POOLS:
+        blocks, cur = [torch.eye(n, dtype=torch.float64)], torch.eye(n, dtype=torch.float64)
+        for _ in range(scales):
+            m = cur.shape[1] // 2
+            if cur.shape[1] < 2:
+                break
+            cur = cur[:, : 2 * m].reshape(n, m, 2).mean(-1)  # columns = the pooled positions
+            blocks.append(cur)
+        k = len(blocks)
+        w = torch.cat([b / (k * b.shape[1]) ** 0.5 for b in blocks], dim=1)
+        _POOLS[key] = (w.to(like.dtype).to(like.device), k)
+    return _POOLS[key]
+
+
+class MultiScaleMSE(torch.autograd.Function):
+    """Mean over scales of MSE(pool2^k(s - t)) along the last axis; see the module docstring.
+    All scales at once: the pooled differences are d @ W (``_pooling``)."""
+
+    @staticmethod
+    def forward(ctx, s, t, scales: int):
+        d = s - t
+        w, _ = _pooling(d.shape[-1], scales, d)
+        y = d @ w
+        rows = d.numel() // d.shape[-1]
+        ctx.save_for_backward(y, w)
+        ctx.rows = rows
+        return y.square().sum() / rows
+
+    @staticmethod
+    def backward(ctx, grad):
+        y, w = ctx.saved_tensors
+        g = (y @ w.T).mul_(grad * (2.0 / ctx.rows))
+        return (g if ctx.needs_input_grad[0] else None), (-g if ctx.needs_input_grad[1] else None), None
