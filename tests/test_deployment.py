@@ -43,6 +43,8 @@ def test_compose_has_the_services_and_takes_secrets_only_from_env():
     mlflow_env = c["services"]["mlflow"]["environment"]
     assert "mlflow" in mlflow_env["MLFLOW_SERVER_ALLOWED_HOSTS"].split(",")
     assert mlflow_env["MLFLOW_DEFAULT_PERMISSION"] == "EDIT"  # several users write to shared experiments
+    # verified credentials are cached: every request otherwise costs a scrypt check (~0.2 s CPU)
+    assert _entrypoint_auth_cache_ttl() > 0
     assert c["services"]["optuna-dashboard"]["ports"] == ["127.0.0.1:8080:8080"]  # no auth: loopback only
     assert c["services"]["worker"]["deploy"]["replicas"] == "${TDML_WORKERS:-2}"
     example = dict(line.split("=", 1) for line in (DOCKER / ".env.example").read_text().splitlines()

@@ -38,7 +38,8 @@ def _avg_pool_reference(s, t, scales, dim):
 
 
 @pytest.mark.parametrize("shape,dim,scales", [((4, 24, 5), 1, 3), ((3, 5, 25), -1, 3), ((2, 3, 7), -1, 6),
-                                              ((4, 17, 2), 1, 0), ((2, 2, 128), -1, 4)])
+                                              ((4, 17, 2), 1, 0), ((2, 2, 128), -1, 4), ((2, 3, 513), -1, 3),
+                                              ((2, 300, 2), 1, 12)])
 @pytest.mark.parametrize("teacher_grad", [True, False], ids=["regressor", "frozen"])
 def test_multi_scale_value_and_gradients_equal_avg_pool_autograd(shape, dim, scales, teacher_grad):
     """The one-node multi-scale term (closed-form backward) against autograd through avg_pool1d,

@@ -3,9 +3,9 @@
 The terms act on small tensors (a batch of forecasts, 128–512-wide features): written with
 autograd, each is ~20–45 recorded ops forward and as many backward, and a step is bound by
 op dispatch, not arithmetic (docs/results.md, "Cost"). Here the forward runs without
-recording and the backward is the closed form, in a handful of ops. Values and gradients are
-those of the op-by-op definitions (``tests/test_timedistill.py`` checks both against the
-reference formulas at rel 1e-6 in float64, and this module against the op-by-op version).
+recording and the backward is the closed form, in a handful of ops. ``tests/test_timedistill.py``
+checks values and gradients in float64: the period term against the reference code's formulas
+(rel 1e-6), the multi-scale term against autograd through ``avg_pool1d`` (both code paths).
 
 Gradients, for x along the last axis, z = rFFT(x)[1:] (F bins), A = sqrt(|z|^2 + eps),
 l = log_softmax(A / tau), p = exp(l):
@@ -44,26 +44,26 @@ def spectrum(x: torch.Tensor, tau: float):
     return z, amp, u - total.log(), e.div_(total)
 
 
-def _spectrum_backward(g_lp: torch.Tensor, z, amp, p, tau: float, n: int) -> torch.Tensor:
-    g_u = g_lp - p * g_lp.sum(-1, keepdim=True)
-    g_z = z * (g_u.div_(amp).mul_(_rfft_adjoint_scale(n, g_u.shape[-1], tau, amp)))
+def _spectrum_backward(g_u: torch.Tensor, z, amp, p, n: int) -> torch.Tensor:
+    """d/dx from ``g_u`` = dL/dlog P / tau (the 1/tau of u = |z| / tau folded into it)."""
+    g_u = g_u - p * g_u.sum(-1, keepdim=True)
+    g_z = z * g_u.div_(amp).mul_(_rfft_adjoint_scale(n, g_u.shape[-1], amp))
     return torch.fft.irfft(torch.nn.functional.pad(g_z, (1, 0)), n=n, dim=-1)  # Y_0 = 0: DC dropped
 
 
 _SCALES: dict = {}
 
 
-def _rfft_adjoint_scale(n: int, bins: int, tau: float, like: torch.Tensor) -> torch.Tensor:
-    """n / (2 tau) per bin, n / tau at an even length's Nyquist bin (irfft counts it once)."""
-    key = (n, bins, tau, like.dtype, like.device)
-    if key not in _SCALES:
-        scale = torch.full((bins,), n / (2 * tau), dtype=like.dtype, device=like.device)
+def _rfft_adjoint_scale(n: int, bins: int, like: torch.Tensor) -> torch.Tensor:
+    """n / 2 per bin, n at an even length's Nyquist bin (irfft counts that bin once)."""
+    key = (n, bins, like.dtype, like.device)
+    scale = _SCALES.get(key)
+    if scale is None:  # a few entries per run (two lengths); shared by threads, written idempotently
+        scale = torch.full((bins,), n / 2, dtype=like.dtype, device=like.device)
         if n % 2 == 0:
-            scale[-1] = n / tau
-        if len(_SCALES) > 256:  # a study draws a new tau per trial: keep the table small
-            _SCALES.clear()
+            scale[-1] = n
         _SCALES[key] = scale
-    return _SCALES[key]
+    return scale
 
 
 class PeriodKL(torch.autograd.Function):
@@ -89,57 +89,100 @@ class PeriodKL(torch.autograd.Function):
         z, amp, p, lp_t, q_s = ctx.saved_tensors
         tau, c, eps, n = ctx.consts
         p_s, p_t = p[0], p[1]
-        gc = grad * c
+        gc = grad * (c / tau)  # the 1/tau of u = |z| / tau, applied once here
         need_s, need_t = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
-        g_lps = (-gc * p_t * (p_s / (p_s + eps) if eps else 1.0)) if need_s else None
-        g_lpt = (gc * p_t * (lp_t - q_s + 1.0)) if need_t else None
+        g_s = (-gc * p_t * (p_s / (p_s + eps) if eps else 1.0)) if need_s else None
+        g_t = (gc * p_t * (lp_t - q_s + 1.0)) if need_t else None
         if need_s and need_t:
-            g = _spectrum_backward(torch.stack((g_lps, g_lpt)), z, amp, p, tau, n)
+            g = _spectrum_backward(torch.stack((g_s, g_t)), z, amp, p, n)
             return g[0], g[1], None, None, None
         if need_s:
-            return _spectrum_backward(g_lps, z[0], amp[0], p_s, tau, n), None, None, None, None
+            return _spectrum_backward(g_s, z[0], amp[0], p_s, n), None, None, None, None
         if need_t:
-            return None, _spectrum_backward(g_lpt, z[1], amp[1], p_t, tau, n), None, None, None
+            return None, _spectrum_backward(g_t, z[1], amp[1], p_t, n), None, None, None
         return None, None, None, None, None
 
 
 _POOLS: dict = {}
 
 
-def _pooling(n: int, scales: int, like: torch.Tensor) -> tuple[torch.Tensor, int]:
-    """W [n, sum_k n_k] with the k-fold AvgPool(2) of a length-n axis in its k-th block, block k
-    scaled by 1 / sqrt(K n_k): ||d W||^2 / rows = 1/K sum_k mean(pool^k(d)^2). And K."""
+def _pooling(n: int, scales: int, like: torch.Tensor) -> torch.Tensor:
+    """W [n, sum_k n_k]: the k-fold AvgPool(2) of a length-n axis in its k-th block (k = 0..K-1,
+    stopping where the length would drop below 1), block k scaled by 1 / sqrt(K n_k), so that
+    ||d W||^2 / rows = 1/K sum_k mean(pool^k(d)^2)."""
     key = (n, scales, like.dtype, like.device)
-    if key not in _POOLS:
-        blocks, cur = [torch.eye(n, dtype=torch.float64)], torch.eye(n, dtype=torch.float64)
+    w = _POOLS.get(key)
+    if w is None:  # one entry per (length, scales): shared by threads, written idempotently
+        cur = torch.eye(n, dtype=torch.float64)
+        blocks = [cur]
         for _ in range(scales):
-            m = cur.shape[1] // 2
             if cur.shape[1] < 2:
                 break
-            cur = cur[:, : 2 * m].reshape(n, m, 2).mean(-1)  # columns = the pooled positions
+            m = cur.shape[1] // 2
+            cur = cur[:, : 2 * m].reshape(n, m, 2).mean(-1)  # columns: the pooled positions
             blocks.append(cur)
-        k = len(blocks)
-        w = torch.cat([b / (k * b.shape[1]) ** 0.5 for b in blocks], dim=1)
-        _POOLS[key] = (w.to(like.dtype).to(like.device), k)
-    return _POOLS[key]
+        w = torch.cat([b / (len(blocks) * b.shape[1]) ** 0.5 for b in blocks], dim=1)
+        w = _POOLS[key] = w.to(device=like.device, dtype=like.dtype)
+    return w
+
+
+# Up to this length the pooled differences of every scale are one matmul with W (few ops; the
+# terms are dispatch-bound there); above it W's n x ~2n multiply-adds per row cost more than the
+# ~5 ops per scale of pooling by reshape (at d = 512: 3.4 ms vs 0.3 ms per step).
+MATMUL_MAX_LEN = 128
+
+
+def _pool2(x: torch.Tensor) -> torch.Tensor:
+    """AvgPool1d(2) along the last axis (a trailing odd element dropped), by reshape + mean."""
+    m = x.shape[-1] // 2
+    return x[..., : 2 * m].unflatten(-1, (m, 2)).mean(-1)
 
 
 class MultiScaleMSE(torch.autograd.Function):
     """Mean over scales of MSE(pool2^k(s - t)) along the last axis; see the module docstring.
-    All scales at once: the pooled differences are d @ W (``_pooling``)."""
+    Short axes: all scales at once, the pooled differences being d @ W (``_pooling``); long
+    axes: pooled by reshape, the gradient unpooled scale by scale."""
 
     @staticmethod
     def forward(ctx, s, t, scales: int):
         d = s - t
-        w, _ = _pooling(d.shape[-1], scales, d)
-        y = d @ w
         rows = d.numel() // d.shape[-1]
-        ctx.save_for_backward(y, w)
-        ctx.rows = rows
-        return y.square().sum() / rows
+        ctx.rows, ctx.matmul = rows, d.shape[-1] <= MATMUL_MAX_LEN
+        if ctx.matmul:
+            w = _pooling(d.shape[-1], scales, d)
+            y = d @ w
+            ctx.save_for_backward(y, w)
+            return y.square().sum() / rows
+        pooled, total = [d], d.square().mean()
+        for _ in range(scales):
+            if pooled[-1].shape[-1] < 2:
+                break
+            pooled.append(_pool2(pooled[-1]))
+            total = total + pooled[-1].square().mean()
+        ctx.save_for_backward(*pooled)
+        return total / len(pooled)
 
     @staticmethod
     def backward(ctx, grad):
-        y, w = ctx.saved_tensors
-        g = (y @ w.T).mul_(grad * (2.0 / ctx.rows))
+        saved = ctx.saved_tensors
+        if ctx.matmul:
+            y, w = saved
+            g = (y @ w.T).mul_(grad * (2.0 / ctx.rows))
+        else:
+            g = _unpool_gradient(saved) * grad
         return (g if ctx.needs_input_grad[0] else None), (-g if ctx.needs_input_grad[1] else None), None
+
+
+def _unpool_gradient(pooled) -> torch.Tensor:
+    """d/d d_0 of 1/K sum_k mean(d_k^2), from the coarsest scale back: each scale adds its own
+    2 d_k / (K |d_k|) to the unpooled gradient of the coarser one (half to each of a pair)."""
+    k, g = len(pooled), None
+    for d in reversed(pooled):
+        own = d * (2.0 / (k * d.numel()))
+        if g is not None:
+            up = (g * 0.5).unsqueeze(-1).expand(*g.shape, 2).flatten(-2)
+            if up.shape[-1] < d.shape[-1]:  # the trailing odd element the pool dropped
+                up = torch.nn.functional.pad(up, (0, d.shape[-1] - up.shape[-1]))
+            own = own + up
+        g = own
+    return g
