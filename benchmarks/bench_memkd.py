@@ -1,23 +1,27 @@
-"""MemKD and six KD baselines on UCR datasets, in the layout of the MemKD paper's table.
+"""MemKD and six KD baselines on UCR datasets, run as the MemKD paper ran them, in its table layout.
 
-For each dataset: train ``--teacher-seeds`` LSTM teachers and alias the best on validation
-AUC-PRC (tdml.selection), then distil an LSTM student with every method × seed from
-``models:/ucr-<name>-lstm_teacher@champion``. Every run is an MLflow child run of one
-parent run (experiment ``bench-memkd``); the parent gets the results table as CSV, Markdown
-and a plotly HTML figure (tdml.reporting), with the published AUC-PRC values beside ours.
+Per dataset (smallest first):
 
-Per-run records are appended to ``<out>/records.jsonl`` as they finish, and a rerun with
-the same ``--out`` skips what is already there (``--fresh`` to start over), so a long
-benchmark can be stopped and resumed.
+1. teacher: ``--teacher-seeds`` LSTM teachers at the full budget, the best on validation AUC-PRC
+   aliased and distilled from (tdml.selection); every seed's validation and test numbers are
+   reported (``teacher_all``);
+2. per student method (Base, KD, FitNet, RKD, AT, DKD, DT2W, MemKD): an Optuna study
+   ``memkd-bench-<dataset>-<method>`` (tdml.tuning, TPE seeded, median pruner) over λd
+   (``loss.weight``) and the method's own hyper-parameters (benchmarks/memkd_protocol.py,
+   ``SPACES``), ``--n-trials`` validation-only trials (test never read);
+3. the chosen setting with every ``--seeds`` student seed, scored on test.
 
-    OMP_NUM_THREADS=1 TDML_DATA_DIR=../shared/data python benchmarks/bench_memkd.py \\
-        --datasets ItalyPowerDemand MoteStrain Trace SwedishLeaf \\
-        --teacher-epochs 30 --student-epochs 20 --patience 10 --out benchmarks/results/memkd
+The record: MLflow (experiment ``bench-memkd-full``; one parent run per invocation, study runs
+with one child per trial, final runs tagged ``tdml.bench_key``), the Optuna storage
+``<out>/optuna.db`` and ``<out>/records.jsonl`` (one line per teacher seed / final run). A
+rerun with the same ``--out`` resumes: finished trials and final runs are skipped; a dataset
+whose teacher selection did not finish starts it again. Tables: ``<out>/table.md`` (+ CSVs).
 
-(the reduced budget behind benchmarks/results/memkd/table.md: 48.9 min on 2 shared cores;
-the defaults are the paper's: <= 500 epochs, patience 50).
+    OMP_NUM_THREADS=1 TDML_DATA_DIR=../shared/data \\
+    MLFLOW_TRACKING_URI=sqlite:///$PWD/benchmarks/results/memkd_full/mlflow.db \\
+        python benchmarks/bench_memkd.py --out benchmarks/results/memkd_full
 
-λd per method is fixed (``WEIGHTS``; no per-method search) -- see docs/classification.md.
+(the defaults are the paper's budget: <= 500 epochs, early stopping on validation CE, patience 50).
 """
 
 from __future__ import annotations
@@ -25,22 +29,22 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import torch
 
+from memkd_protocol import SPACES, Choice, final_run, recover_finals, search
 from tdml import tracking
-from tdml.pipelines import distill_in_run
-from tdml.reporting import PUBLISHED_AUC_PRC, results_table
+from tdml.models.defaults import default_train
+from tdml.reporting import METHOD_LABELS, PUBLISHED_AUC_PRC, results_table
 from tdml.selection import select_teacher
 
-DATASETS = ["ItalyPowerDemand", "Trace", "SwedishLeaf", "MoteStrain"]
+DATASETS = ["ItalyPowerDemand", "MoteStrain", "Trace", "SwedishLeaf", "ShapesAll"]  # small first
 METHODS = ["none", "kd", "fitnet", "rkd", "at", "dkd", "dt2w", "memkd"]
-# λd per method (λc = 1): every method at its Config defaults with weight 1 (KD/DKD T = 4, DKD
-# α = 1, β = 8, RKD distance : angle = 1 : 2, DT2W γ = 0.1 plain, MemKD short : long = 1 : 1).
-WEIGHTS = {m: 1.0 for m in METHODS}
 
 
 def parse_args(argv=None):
@@ -49,161 +53,223 @@ def parse_args(argv=None):
     p.add_argument("--methods", nargs="+", default=METHODS)
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4], help="student seeds")
     p.add_argument("--teacher-seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4])
+    p.add_argument("--n-trials", type=int, default=8, help="Optuna trials per method and dataset")
+    p.add_argument("--trial-seed", type=int, default=0, help="train.seed of the trials")
     p.add_argument("--teacher-epochs", type=int, default=500, help="cap (paper: <= 500)")
     p.add_argument("--student-epochs", type=int, default=500, help="cap (paper: <= 500)")
     p.add_argument("--patience", type=int, default=50, help="early-stopping patience on validation CE")
-    p.add_argument("--student-lr", type=float, default=0.1)
-    p.add_argument("--teacher-lr", type=float, default=0.01)
+    p.add_argument("--student-lr", type=float, default=None, help="default: tdml/models/defaults.yaml")
+    p.add_argument("--teacher-lr", type=float, default=None, help="default: tdml/models/defaults.yaml")
+    p.add_argument("--teacher-grad-clip", type=float, default=None, help="default: defaults.yaml (0 = off)")
     p.add_argument("--max-batches", type=int, default=0, help=">0 caps batches per epoch (smoke runs)")
-    p.add_argument("--experiment", default="bench-memkd")
-    p.add_argument("--out", default="benchmarks/results/memkd")
-    p.add_argument("--fresh", action="store_true", help="ignore records of an earlier (partial) run")
+    p.add_argument("--experiment", default="bench-memkd-full")
+    p.add_argument("--out", default="benchmarks/results/memkd_full")
     p.add_argument("--report-only", action="store_true",
-                   help="rebuild the tables from <out>/records.jsonl without training or MLflow")
-    p.add_argument("--wall-seconds", type=float, default=0.0, help="with --report-only: wall time to print")
+                   help="rebuild the tables from <out>/records.jsonl and searches.json, no training")
     return p.parse_args(argv)
 
 
-def _train(epochs: int, lr: float, patience: int, seed: int, max_batches: int) -> dict:
-    return {"epochs": epochs, "lr": lr, "patience": patience, "seed": seed, "lr_schedule": "constant",
-            "progress": False, "max_batches": max_batches}
+def _train(model: str, epochs: int, lr, patience: int, seed: int, max_batches: int, grad_clip=None) -> dict:
+    t = {"epochs": epochs, "patience": patience, "seed": seed, "lr_schedule": "constant", "progress": False,
+         "max_batches": max_batches, "lr": lr}  # lr None: the shipped default (defaults.yaml)
+    if grad_clip is not None:
+        t["grad_clip"] = grad_clip
+    return {k: v for k, v in t.items() if v is not None}
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
-    out = Path(args.out)
+    out = Path(args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
-    rec_path = out / "records.jsonl"
-    if args.fresh and rec_path.exists():
-        rec_path.unlink()
+    rec_path, search_path = out / "records.jsonl", out / "searches.json"
     records = [json.loads(line) for line in rec_path.read_text().splitlines()] if rec_path.exists() else []
-    done = {(r["dataset"], r["method"], r["seed"]) for r in records}
-    t_start = time.perf_counter()
+    searches: dict = json.loads(search_path.read_text()) if search_path.exists() else {}
     if args.report_only:
-        print(write_report(records, args, out, args.wall_seconds))
+        print(write_report(records, searches, args, out))
         return 0
+    storage = f"sqlite:///{out / 'optuna.db'}"
+    t_start = time.perf_counter()
 
     def add(rec: dict) -> None:
         records.append(rec)
         with rec_path.open("a") as f:
             f.write(json.dumps(rec) + "\n")
 
-    with tracking.start_run(args.experiment, "bench-memkd", "benchmark") as parent:
+    def key(r) -> str:
+        return f"{r['dataset']}/{r['method']}/seed{r['seed']}"
+
+    have = {key(r) for r in records if r["method"] in SPACES}
+    for rec in recover_finals(args.experiment, have):
+        add(rec)
+    student_train = _train("lstm_student", args.student_epochs, args.student_lr, args.patience, args.trial_seed,
+                           args.max_batches)
+    with tracking.start_run(args.experiment, "bench-memkd-full", "benchmark") as parent:
         tracking.log_params({"bench": {k: (" ".join(map(str, v)) if isinstance(v, list) else v)
-                                       for k, v in vars(args).items()}, "weights": WEIGHTS})
+                                       for k, v in vars(args).items()}, "student_train": student_train})
         for ds in args.datasets:
-            teacher_uri = None
-            teacher_done = [r for r in records if r["dataset"] == ds and r["method"] == "teacher"]
-            if teacher_done:
-                teacher_uri = teacher_done[0]["uri"]
+            teacher = [r for r in records if r["dataset"] == ds and r["method"] == "teacher"]
+            if teacher:
+                teacher_uri = teacher[0]["uri"]
             else:
-                raw = {"data": {"dataset": f"ucr:{ds}"}, "model": "lstm_teacher",
-                       "train": _train(args.teacher_epochs, args.teacher_lr, args.patience, 0, args.max_batches),
-                       "tracking": {"latency_repeats": 5, "experiment": args.experiment}}
-                t_sel = time.perf_counter()
-                sel = select_teacher(raw, args.teacher_seeds, metric="auc_prc", mode="max")
-                per_teacher = (time.perf_counter() - t_sel) / len(sel.runs)  # selection included
-                teacher_uri = sel.uri
-                for seed, s in sel.runs.items():
-                    add({"dataset": ds, "method": "teacher_all", "seed": seed, **_pick(s.metrics),
-                         "run_wall_s": per_teacher, "n_params": s.n_params, "latency_ms": s.latency_ms, "run_id": s.run_id})
-                best = sel.runs[sel.best_seed]
-                add({"dataset": ds, "method": "teacher", "seed": sel.best_seed, **_pick(best.metrics),
-                     "n_params": best.n_params, "latency_ms": best.latency_ms, "run_id": best.run_id,
-                     "uri": f"models:/{sel.name}/{sel.best_version}", "val_scores": sel.scores})
-                print(f"[{ds}] teacher seeds val AUC-PRC {sel.scores} -> seed {sel.best_seed} "
-                      f"(test AUC-PRC {best.metrics['test_auc_prc']:.4f})", flush=True)
+                teacher_uri = _select_teacher(ds, args, add)
             for method in args.methods:
+                c = search(ds, method, teacher_uri, student_train, args.n_trials, storage, args.experiment)
+                searches[f"{ds}/{method}"] = c.__dict__
+                search_path.write_text(json.dumps(searches, indent=1))
+                print(f"[{ds}] {method}: {c.n_trials} trials ({c.n_pruned} pruned), best val AUC-PRC "
+                      f"{c.best_val_auc_prc:.4f} at {c.params} ({time.perf_counter() - t_start:.0f} s)", flush=True)
                 for seed in args.seeds:
-                    if (ds, method, seed) in done:
+                    done = [r for r in records if r["method"] == method and key(r) == f"{ds}/{method}/seed{seed}"
+                            and r.get("params", {}) == c.params]
+                    if done:
                         continue
-                    raw = {"teacher": teacher_uri, "student": "lstm_student", "method": method,
-                           "loss": {"weight": WEIGHTS.get(method, 1.0)} if method != "none" else {},
-                           "train": _train(args.student_epochs, args.student_lr, args.patience, seed,
-                                           args.max_batches),
-                           "tracking": {"register": False, "latency_repeats": 5, "experiment": args.experiment}}
-                    t_run = time.perf_counter()
-                    with tracking.start_run(args.experiment, f"{ds}-{method}-seed{seed}", "student",
-                                            tags={"tdml.bench": "memkd"}):
-                        s = distill_in_run(raw)
-                    add({"dataset": ds, "method": method, "seed": seed, **_pick(s.metrics),
-                         "run_wall_s": time.perf_counter() - t_run,
-                         "n_params": s.n_params, "latency_ms": s.latency_ms,
-                         "teacher_n_params": s.extra["teacher_n_params"],
-                         "teacher_latency_ms": s.extra["teacher_latency_ms"], "run_id": s.run_id})
-                    print(f"[{ds}] {method} seed {seed}: test AUC-PRC {s.metrics['test_auc_prc']:.4f} "
-                          f"({s.metrics['epochs_run']:.0f} epochs, {time.perf_counter() - t_start:.0f} s)",
-                          flush=True)
-            write_report(records, args, out, time.perf_counter() - t_start)  # partial table per dataset
+                    rec = final_run(c, teacher_uri, {**student_train, "seed": seed}, seed, args.experiment)
+                    add(rec)
+                    print(f"[{ds}] {method} seed {seed}: test AUC-PRC {rec['test_auc_prc']:.4f} "
+                          f"({rec['epochs_run']:.0f} epochs, {time.perf_counter() - t_start:.0f} s)", flush=True)
+            write_report(records, searches, args, out)  # partial table per dataset
         wall = time.perf_counter() - t_start
-        report = write_report(records, args, out, wall)
-        tracking.log_artifacts(str(out), "results")
+        report = write_report(records, searches, args, out)
+        with tempfile.TemporaryDirectory() as tmp:  # tables, records, searches (not the databases)
+            for f in [*out.glob("table*"), out / "records.jsonl", out / "searches.json"]:
+                shutil.copy(f, tmp)
+            tracking.log_artifacts(tmp, "results")
         tracking.log_metrics({"bench_wall_seconds": wall})
-        table = _table(records, args)
-        tracking.log_plotly_html(table.figure("MemKD benchmark: test AUC-PRC × 100"), "memkd_table.html")
         print(report)
-        print(f"parent run {parent.info.run_id}")
+        print(f"parent run {parent.info.run_id}; this invocation {wall / 60:.1f} min")
     return 0
 
 
-def _time_split(records) -> str:
-    """Where the runs' wall time went: training (fit, validation included) vs everything else
-    (data, teacher cache, test, latency, diagnostics, MLflow), per dataset and in total."""
-    rows = ["\n### time\n", "| dataset | runs | run wall (min) | training (min) | outside training |",
-            "|---|---:|---:|---:|---:|"]
-    timed = [r for r in records if "run_wall_s" in r and "train_seconds" in r and r["method"] != "teacher"]
-    for d in [*dict.fromkeys(r["dataset"] for r in timed), None]:
-        rs = [r for r in timed if d is None or r["dataset"] == d]
-        wall, train = sum(r["run_wall_s"] for r in rs), sum(r["train_seconds"] for r in rs)
-        if wall:
-            rows.append(f"| {d or '**all**'} | {len(rs)} | {wall / 60:.1f} | {train / 60:.1f} | {1 - train / wall:.0%} |")
+def _select_teacher(ds: str, args, add) -> str:
+    raw = {"data": {"dataset": f"ucr:{ds}"}, "model": "lstm_teacher",
+           "train": _train("lstm_teacher", args.teacher_epochs, args.teacher_lr, args.patience, 0, args.max_batches,
+                           args.teacher_grad_clip),
+           "tracking": {"latency_repeats": 5, "experiment": args.experiment, "diagnostics_html": False}}
+    t_sel = time.perf_counter()
+    sel = select_teacher(raw, args.teacher_seeds, metric="auc_prc", mode="max")
+    per_teacher = (time.perf_counter() - t_sel) / len(sel.runs)  # selection included
+    for seed, s in sel.runs.items():
+        add({"dataset": ds, "method": "teacher_all", "seed": seed, **_pick(s.metrics), "run_wall_s": per_teacher,
+             "n_params": s.n_params, "latency_ms": s.latency_ms, "run_id": s.run_id})
+    best = sel.runs[sel.best_seed]
+    uri = f"models:/{sel.name}/{sel.best_version}"
+    add({"dataset": ds, "method": "teacher", "seed": sel.best_seed, **_pick(best.metrics), "n_params": best.n_params,
+         "latency_ms": best.latency_ms, "run_id": best.run_id, "uri": uri, "val_scores": sel.scores})
+    print(f"[{ds}] teacher seeds val AUC-PRC {sel.scores} -> seed {sel.best_seed} "
+          f"(test AUC-PRC {best.metrics['test_auc_prc']:.4f})", flush=True)
+    return uri
+
+
+def _time_split(records, searches: dict, datasets) -> str:
+    """Wall time per dataset: teachers, searches (finished trials), final runs; and the share of
+    the final runs outside training (data, teacher cache, test, latency, MLflow)."""
+    rows = ["| dataset | teachers (min) | searches (min) | final runs (min) | finals' training | outside training |",
+            "|---|---:|---:|---:|---:|---:|"]
+    for d in datasets:
+        te = sum(r.get("run_wall_s", 0) for r in records if r["dataset"] == d and r["method"] == "teacher_all")
+        se = sum(v["search_s"] for k, v in searches.items() if k.split("/")[0] == d)
+        fin = [r for r in records if r["dataset"] == d and r["method"] in SPACES]
+        wall, train = sum(r["run_wall_s"] for r in fin), sum(r.get("train_seconds", 0) for r in fin)
+        if te or se or wall:
+            share = f"{1 - train / wall:.0%}" if wall else "–"
+            rows.append(f"| {d} | {te / 60:.1f} | {se / 60:.1f} | {wall / 60:.1f} | {train / 60:.1f} | {share} |")
     return "\n".join(rows) + "\n"
 
 
 def _pick(metrics: dict) -> dict:
-    keys = ("test_auc_prc", "test_auc_roc", "test_accuracy", "test_ce", "best_val_auc_prc", "best_val_ce",
-            "epochs_run", "best_epoch", "train_seconds")
-    return {k: float(metrics[k]) for k in keys if k in metrics}
+    from memkd_protocol import pick
+
+    return pick(metrics)
 
 
-def _table(records, args, metric: str = "test_auc_prc"):
+def _current(records, searches: dict) -> list[dict]:
+    """Final runs of the setting each study chose now (a study resumed with more trials may have
+    moved its choice: older final runs then stay in records.jsonl but out of the table)."""
+    keep = []
+    for r in records:
+        s = searches.get(f"{r['dataset']}/{r['method']}")
+        if r["method"] in ("teacher", "teacher_all") or (s is not None and r.get("params", {}) == s["params"]):
+            keep.append(r)
+    return keep
+
+
+def _table(records, args, metric: str, rank_teacher: bool = False):
     methods = ["teacher", "teacher_all", *args.methods]
     ds = [d for d in args.datasets if any(r["dataset"] == d for r in records)]
-    return results_table(records, metric, methods=methods, datasets=ds, reference=("teacher", "teacher_all"),
-                         published=PUBLISHED_AUC_PRC)
+    ref = ("teacher_all",) if rank_teacher else ("teacher", "teacher_all")
+    return results_table(records, metric, methods=methods, datasets=ds, reference=ref, published=PUBLISHED_AUC_PRC)
 
 
-def write_report(records, args, out: Path, wall: float) -> str:
+def _pct(v: float) -> str:
+    return "–" if v != v else f"{100 * v:.2f}"
+
+
+def _fmt(v) -> str:
+    return f"{v:.3g}" if isinstance(v, float) else str(v)
+
+
+def write_report(records, searches: dict, args, out: Path) -> str:
+    records = _current(records, searches)
     parts = []
     for metric in ("test_auc_prc", "test_auc_roc", "test_accuracy"):
         t = _table(records, args, metric)
         t.to_csv(out / f"table_{metric}.csv")
-        if metric == "test_auc_prc":
+        if metric == "test_auc_prc" and len(t.cells):
             t.figure("MemKD benchmark: test AUC-PRC × 100").write_html(str(out / "table_test_auc_prc.html"),
                                                                        include_plotlyjs=True)
         if metric != "test_auc_prc":  # the paper's table is AUC-PRC only
             t.cells["published"] = float("nan")
-        parts.append(f"### {metric}\n\n" + t.to_markdown(published_label="published"))
+        text = t.to_markdown(published_label="published")
+        if metric == "test_auc_prc" and len(t.cells):
+            tt = _table(records, args, metric, rank_teacher=True).summary.set_index("method")
+            row = " | ".join("–" if m == "teacher_all" or tt.loc[m, "datasets"] == 0 else f"{tt.loc[m, 'avg_rank']:.2f}"
+                             for m in t.methods)
+            lines = text.split("\n")
+            at = next(i for i, line in enumerate(lines) if line.startswith("| wins"))
+            lines.insert(at + 1, "| avg rank, teacher ranked too | " + row + " |")
+            text = "\n".join(lines)
+        parts.append(f"### {metric}\n\n" + text)
+    # the teachers distilled from: every seed, validation (selection) and test
+    teach = ["| dataset | seed | val AUC-PRC | val CE | test AUC-PRC | test AUC-ROC | test acc | best epoch / run | chosen |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---|"]
+    chosen = {(r["dataset"], r["seed"]) for r in records if r["method"] == "teacher"}
+    for r in (r for r in records if r["method"] == "teacher_all"):
+        teach.append(f"| {r['dataset']} | {r['seed']} | {100 * r['best_val_auc_prc']:.2f} | {r['best_val_ce']:.3f} | "
+                     f"{100 * r['test_auc_prc']:.2f} | {100 * r['test_auc_roc']:.2f} | {100 * r['test_accuracy']:.2f} | "
+                     f"{r['best_epoch']:.0f} / {r['epochs_run']:.0f} | {'✓' if (r['dataset'], r['seed']) in chosen else ''} |")
+    # chosen hyper-parameters per method and dataset
+    hp = ["| dataset | method | trials (pruned) | best trial | best val AUC-PRC | chosen setting | search (min) "
+          "| final runs (min) |", "|---|---|---:|---:|---:|---|---:|---:|"]
+    for k, v in searches.items():
+        fin = sum(r["run_wall_s"] for r in records if f"{r['dataset']}/{r['method']}" == k)
+        setting = ", ".join(f"{p.split('.')[-1]}={_fmt(x)}" for p, x in v["params"].items()) or "(nothing searched)"
+        hp.append(f"| {v['dataset']} | {METHOD_LABELS.get(v['method'], v['method'])} | {v['n_trials']} ({v['n_pruned']}) | "
+                  f"{'–' if v['best_trial'] is None else v['best_trial']} | {_pct(v['best_val_auc_prc'])} | "
+                  f"{setting} | {v['search_s'] / 60:.1f} | {fin / 60:.1f} |")
     # efficiency: parameters and CPU latency (batch 32, median) of teacher vs student
     eff = ["| dataset | teacher params | student params | ratio | teacher ms (b32) | student ms (b32) | speedup |",
            "|---|---:|---:|---:|---:|---:|---:|"]
     for d in args.datasets:
-        st = [r for r in records if r["dataset"] == d and r["method"] in args.methods]
+        st = [r for r in records if r["dataset"] == d and r["method"] in SPACES]
         if not st:
             continue
         tp, sp = st[0]["teacher_n_params"], st[0]["n_params"]
         tl = sum(r["teacher_latency_ms"] for r in st) / len(st)
         sl = sum(r["latency_ms"] for r in st) / len(st)
         eff.append(f"| {d} | {tp:,} | {sp:,} | {tp / sp:.0f}× | {tl:.2f} | {sl:.2f} | {tl / sl:.0f}× |")
-    header = (f"# MemKD benchmark\n\nteacher lstm_teacher (3×100), student lstm_student (1×8); "
-              f"datasets {', '.join(args.datasets)}; student seeds {args.seeds}; teacher = best of "
-              f"seeds {args.teacher_seeds} by validation AUC-PRC (`teacher`; `teacher_all` = all teacher seeds); "
-              f"epochs ≤ {args.teacher_epochs} (teacher) / ≤ {args.student_epochs} (student), early stopping "
-              f"on validation CE, patience {args.patience}; lr {args.teacher_lr} / {args.student_lr}; "
-              f"λd = {WEIGHTS}; wall time {wall / 60:.1f} min (this invocation; resumed runs count only "
-              f"their own part).\n\n")
-    text = header + "\n".join(parts) + "\n### efficiency\n\n" + "\n".join(eff) + "\n" + _time_split(records)
+    lrs = {d: default_train("lstm_student", d).get("lr") for d in args.datasets}
+    header = (f"# MemKD benchmark, the paper's protocol\n\nteacher lstm_teacher (3×100), student lstm_student "
+              f"(1×8); datasets {', '.join(args.datasets)}; teacher = best of seeds {args.teacher_seeds} by "
+              f"validation AUC-PRC (`teacher`; `teacher_all` = every teacher seed); per method and dataset "
+              f"{args.n_trials} Optuna trials (TPE, validation AUC-PRC only, student seed {args.trial_seed}), then "
+              f"student seeds {args.seeds} at the chosen setting, test read only there; epochs ≤ "
+              f"{args.teacher_epochs} / ≤ {args.student_epochs}, early stopping on validation CE, patience "
+              f"{args.patience}; lr teacher {args.teacher_lr or 'default'}, student "
+              f"{args.student_lr or f'default {sorted(set(lrs.values()))}'}.\n\n")
+    text = (header + "\n".join(parts) + "\n### teachers\n\n" + "\n".join(teach) + "\n\n### chosen settings\n\n"
+            + "\n".join(hp) + "\n\n### efficiency\n\n" + "\n".join(eff) + "\n\n### wall time\n\n"
+            + _time_split(records, searches, args.datasets))
     (out / "table.md").write_text(text)
     return text
 

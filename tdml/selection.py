@@ -4,7 +4,9 @@ MemKD's teacher is "best of five by validation AUC-PRC". ``select_teacher`` trai
 teacher run per seed (each registered as a new version *without* moving any alias), then
 points the alias at the version whose validation score is best. The score is the task
 metric of the restored checkpoint on the validation split (``best_val_<metric>``); the
-test split is never consulted. Ties go to the earlier seed.
+test split is never consulted. Ties (small validation splits saturate, e.g. AUC-PRC 1.0 for
+every seed) go to the lower validation cross-entropy (``best_val_ce``) where the runs log it,
+then to the earlier seed.
 """
 
 from __future__ import annotations
@@ -60,7 +62,8 @@ def select_teacher(raw: dict[str, Any], seeds: Sequence[int], metric: str = "auc
             raise TdmlError(f"teacher run {s.run_id} logged no {key!r}; its metrics: {', '.join(sorted(s.metrics))}")
         runs[int(seed)] = s
     scores = {seed: float(s.metrics[key]) for seed, s in runs.items()}
-    best = _best(scores, mode)
+    ce = {seed: float(s.metrics["best_val_ce"]) for seed, s in runs.items() if "best_val_ce" in s.metrics}
+    best = _best(scores, mode, ce if len(ce) == len(runs) else None)
     s = runs[best]
     name = s.registered.split("/")[1]
     tracking.set_alias(name, alias, s.version)
@@ -70,12 +73,15 @@ def select_teacher(raw: dict[str, Any], seeds: Sequence[int], metric: str = "auc
     return Selection(f"models:/{name}@{alias}", name, alias, best, s.version, key, scores, runs)
 
 
-def _best(scores: dict[int, float], mode: Mode) -> int:
-    """The seed with the best finite score (first one on ties); NaN scores never win."""
+def _best(scores: dict[int, float], mode: Mode, tiebreak: dict[int, float] | None = None) -> int:
+    """The seed with the best finite score; NaN scores never win. Tied scores go to the lower
+    ``tiebreak`` value (validation CE) if given, then to the first seed."""
     finite = {k: v for k, v in scores.items() if v == v}
     if not finite:
         raise TdmlError(f"every teacher seed scored NaN on validation: {scores}")
     pick = next(iter(finite))
     for seed, score in finite.items():
-        pick = seed if better(score, finite[pick], mode) else pick
+        if better(score, finite[pick], mode) or (
+                tiebreak is not None and score == finite[pick] and tiebreak[seed] < tiebreak[pick]):
+            pick = seed
     return pick

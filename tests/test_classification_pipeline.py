@@ -56,7 +56,7 @@ def test_teacher_is_registered_under_the_ucr_name(store):
             "cpu_latency_ms_b32"} <= set(m)
     assert 0 <= m["test_auc_prc"] <= 1 and 0 <= m["test_accuracy"] <= 1
     assert p["config.data.seq_len"] == "100"  # resampled to the default length
-    assert p["config.train.lr"] == "0.01" and p["config.train.lr_schedule"] == "constant"  # defaults.yaml
+    assert p["config.train.lr"] == "0.001" and p["config.train.lr_schedule"] == "constant"  # defaults.yaml
     assert len(store.get_metric_history(run.info.run_id, "val_ce")) == 2
     model, meta, _ = tracking.load_model(URI)
     assert meta["task"] == "classify" and model.n_parameters() == m["n_params"]
@@ -71,8 +71,8 @@ def test_every_method_logs_its_terms_per_epoch_and_registers_the_student(store, 
         assert [h.step for h in hist] == [0, 1], (method, term)
     assert {"test_auc_prc", "test_auc_roc", "test_accuracy", "teacher_test_auc_prc", "param_ratio"} <= set(m)
     assert m["n_params"] < m["teacher_n_params"] / 100  # 1 x 8 vs 3 x 100
-    # the student's published training defaults apply when distilling (tdml/models/defaults.yaml)
-    assert p["config.train.lr"] == "0.1" and p["config.train.patience"] == "50"
+    # the student's training defaults apply when distilling (tdml/models/defaults.yaml)
+    assert p["config.train.lr"] == "0.003" and p["config.train.patience"] == "50"
     mv_t = store.get_model_version_by_alias(TEACHER, "champion")
     assert tags["tdml.teacher_name"] == TEACHER and tags["tdml.teacher_version"] == str(mv_t.version)
     assert tags["tdml.registered_model"] == STUDENT
@@ -183,4 +183,4 @@ def test_teacher_alone_picks_the_classification_student_and_method(store):
     p = run.data.params
     assert (p["config.student"], p["config.method"]) == ("lstm_student", "memkd")
     assert (p["student"], p["method"]) == ("lstm_student", "memkd")
-    assert p["config.train.lr"] == "0.1"  # the table's lstm_student row
+    assert p["config.train.lr"] == "0.003"  # the table's lstm_student row

@@ -45,6 +45,7 @@ def test_compose_has_the_services_and_takes_secrets_only_from_env():
     assert mlflow_env["MLFLOW_DEFAULT_PERMISSION"] == "EDIT"  # several users write to shared experiments
     # verified credentials are cached: every request otherwise costs a scrypt check (~0.2 s CPU)
     assert _entrypoint_auth_cache_ttl() > 0
+    assert mlflow_env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] == "false"  # no GenAI job runner processes
     assert c["services"]["optuna-dashboard"]["ports"] == ["127.0.0.1:8080:8080"]  # no auth: loopback only
     assert c["services"]["worker"]["deploy"]["replicas"] == "${TDML_WORKERS:-2}"
     example = dict(line.split("=", 1) for line in (DOCKER / ".env.example").read_text().splitlines()
@@ -118,7 +119,9 @@ def auth_server(tmp_path_factory):
                    f"auth_cache_ttl_seconds = {_entrypoint_auth_cache_ttl()}\n")
     port = free_port()
     env = {**os.environ, "MLFLOW_AUTH_CONFIG_PATH": str(ini), "MLFLOW_AUTH_ADMIN_PASSWORD": ADMIN[1],
-           "MLFLOW_FLASK_SERVER_SECRET_KEY": uuid.uuid4().hex}
+           "MLFLOW_FLASK_SERVER_SECRET_KEY": uuid.uuid4().hex,
+           "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": _compose()["services"]["mlflow"]["environment"][
+               "MLFLOW_SERVER_ENABLE_JOB_EXECUTION"]}
     proc = subprocess.Popen([sys.executable, "-m", "mlflow", "server", "--app-name", "basic-auth",
                              "--backend-store-uri", f"postgresql+psycopg://postgres@127.0.0.1:5432/{dbs['mlflow']}",
                              "--artifacts-destination", (root / "artifacts").as_uri(), "--serve-artifacts",

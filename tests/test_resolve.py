@@ -83,7 +83,7 @@ def test_student_and_method_follow_the_teachers_task():
     meta["data_config"] = {"dataset": "ucr:Trace", "seq_len": 100}
     cfg = resolve_distill(Layers(explicit={"teacher": "x"}), meta)
     assert (cfg.student, cfg.method) == ("lstm_student", "memkd")
-    assert cfg.train.lr == 0.1 and cfg.train.lr_schedule == "constant"  # the table's lstm_student row
+    assert cfg.train.lr == 0.003 and cfg.train.lr_schedule == "constant"  # the table's lstm_student row
 
 
 def test_every_catalog_dataset_has_a_student_row():

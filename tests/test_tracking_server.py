@@ -22,7 +22,8 @@ def server(tmp_path_factory):
     proc = subprocess.Popen([sys.executable, "-m", "mlflow", "server", "--backend-store-uri",
                              f"sqlite:///{root / 'backend.db'}", "--artifacts-destination", (root / "artifacts").as_uri(),
                              "--serve-artifacts", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
-                            cwd=root, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+                            cwd=root, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+                            env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"})  # as compose runs it
     url = f"http://127.0.0.1:{port}"
     try:
         wait_http(f"{url}/health", "mlflow server")

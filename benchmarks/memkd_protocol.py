@@ -1,0 +1,176 @@
+"""The MemKD paper's protocol for benchmarks/bench_memkd.py: per method and dataset, an Optuna
+study (tdml.tuning: one trial = one validation-only distill run, a child MLflow run) chooses
+λd and the method's own hyper-parameters on validation AUC-PRC; then the chosen setting is run
+with every student seed and scored on test (the only runs that read it).
+
+Resuming: the study lives in an Optuna RDB storage (a SQLite file under the benchmark's
+``--out``); a rerun counts the trials already finished (complete or pruned) and runs only the
+rest, and a trial whose process died is retried (tdml.tuning's heartbeat). Final runs are
+tagged ``tdml.bench=memkd-full`` and ``tdml.bench_key=<dataset>/<method>/seed<n>`` in MLflow;
+finished ones are skipped (from ``records.jsonl``, or rebuilt from MLflow if that lost a line).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import optuna
+from mlflow.tracking import MlflowClient
+from optuna.trial import TrialState
+
+from tdml import tracking
+from tdml.config import deep_merge, set_dotted
+from tdml.pipelines import distill_in_run
+from tdml.studies import spec_from_dict
+from tdml.tuning import tune
+
+BENCH_TAG = "memkd-full"
+LAMBDA = {"weight": {"type": "float", "low": 0.01, "high": 10.0, "log": True}}  # λd (λc = 1)
+TEMPERATURE = {"temperature": {"type": "float", "low": 1.0, "high": 10.0, "log": True}}
+# What each method's study searches (fields of the loss's Config; the rest stay at their defaults:
+# RKD distance : angle = 1 : 2, AT p = 2, DT2W gamma 0.1 plain, MemKD 32 pairs, short weight 1).
+SPACES: dict[str, dict[str, dict]] = {
+    "none": {},  # Base: the student alone, nothing to search
+    "kd": {**LAMBDA, **TEMPERATURE},
+    "fitnet": dict(LAMBDA),
+    "rkd": dict(LAMBDA),
+    "at": dict(LAMBDA),
+    "dkd": {**LAMBDA, **TEMPERATURE, "alpha": {"type": "float", "low": 0.25, "high": 4.0, "log": True},
+            "beta": {"type": "float", "low": 0.5, "high": 16.0, "log": True}},
+    "dt2w": dict(LAMBDA),
+    "memkd": {**LAMBDA, "long_weight": {"type": "float", "low": 0.0, "high": 2.0}},
+}
+FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+
+
+@dataclass
+class Choice:
+    dataset: str
+    method: str
+    params: dict[str, Any]  # dotted config keys -> chosen value ({} for Base)
+    n_trials: int = 0
+    n_pruned: int = 0
+    best_trial: int | None = None
+    best_val_auc_prc: float = float("nan")
+    search_s: float = 0.0  # sum of the finished trials' durations (over every invocation)
+    trials: list[dict] = field(default_factory=list)  # number, state, value, params
+
+
+def student_base(train: dict, experiment: str) -> dict:
+    return {"student": "lstm_student", "train": train,
+            "tracking": {"latency_repeats": 5, "experiment": experiment}}
+
+
+def search(dataset: str, method: str, teacher_uri: str, train: dict, n_trials: int, storage: str,
+           experiment: str, sampler_seed: int = 0) -> Choice:
+    """Run (or resume) the method's study until ``n_trials`` trials finished; return its choice."""
+    space = SPACES[method]
+    if not space:
+        return Choice(dataset, method, {})
+    name = f"memkd-bench-{dataset}-{method}"
+    try:
+        done = optuna.load_study(study_name=name, storage=storage).get_trials(deepcopy=False)
+    except KeyError:
+        done = []
+    left = n_trials - sum(t.state in FINISHED for t in done)
+    if left > 0:
+        spec = spec_from_dict({
+            "name": name, "kind": "distill", "experiment": experiment, "teacher": teacher_uri,
+            "base": {**student_base(train, experiment), "method": method},
+            "search_space": {"loss": space},
+            # a resumed study gets a fresh sampler stream (seed + trials so far), not a replay of
+            # the first random startup points
+            "sampler": {"name": "tpe", "seed": sampler_seed + len(done), "n_startup_trials": min(4, n_trials)},
+            "pruner": {"name": "median", "n_startup_trials": 4, "n_warmup_steps": 50},
+            "n_trials": left, "objectives": [{"metric": "val_auc_prc", "direction": "maximize"}],
+            "plots": False, "finalize": False, "storage": {"url": storage}})
+        tune(spec, n_trials=left)
+    return choice(dataset, method, optuna.load_study(study_name=name, storage=storage))
+
+
+def choice(dataset: str, method: str, study: optuna.Study) -> Choice:
+    """The best complete trial by validation AUC-PRC; ties (small validation sets saturate at
+    1.0) go to the lower validation CE of the trial's restored checkpoint, then the earlier trial."""
+    trials = study.get_trials(deepcopy=False)
+    complete = [t for t in trials if t.state == TrialState.COMPLETE]
+    c = Choice(dataset, method, {}, n_trials=sum(t.state in FINISHED for t in trials),
+               n_pruned=sum(t.state == TrialState.PRUNED for t in trials),
+               search_s=sum((t.datetime_complete - t.datetime_start).total_seconds() for t in trials
+                            if t.state in FINISHED and t.datetime_start and t.datetime_complete),
+               trials=[{"number": t.number, "state": t.state.name, "value": t.value, "params": t.params}
+                       for t in trials])
+    if not complete:
+        return c
+    top = max(t.value for t in complete)
+    tied = [t for t in complete if t.value == top]
+    best = min(tied, key=lambda t: (_val_ce(t), t.number)) if len(tied) > 1 else tied[0]
+    c.params, c.best_trial, c.best_val_auc_prc = dict(best.params), best.number, float(best.value)
+    return c
+
+
+def _val_ce(t) -> float:
+    run_id = t.user_attrs.get("mlflow_run_id")
+    try:
+        return float(MlflowClient().get_run(run_id).data.metrics.get("best_val_ce", float("inf")))
+    except Exception:  # noqa: BLE001 - a missing run just loses the tie-break
+        return float("inf")
+
+
+def final_raw(c: Choice, teacher_uri: str, train: dict, seed: int, experiment: str) -> dict:
+    """The chosen setting with one student seed, scored on test; no model logged or registered."""
+    raw = deep_merge(student_base(train, experiment), {"teacher": teacher_uri, "method": c.method,
+                                                       "train": {"seed": seed}})
+    for key, value in c.params.items():
+        set_dotted(raw, key, value)
+    return deep_merge(raw, {"tracking": {"final_split": "test", "register": False, "log_model": False,
+                                         "diagnostics_html": False}})
+
+
+def final_run(c: Choice, teacher_uri: str, train: dict, seed: int, experiment: str) -> dict:
+    raw = final_raw(c, teacher_uri, train, seed, experiment)
+    key = f"{c.dataset}/{c.method}/seed{seed}"
+    t0 = time.perf_counter()
+    with tracking.start_run(experiment, f"{c.dataset}-{c.method}-seed{seed}", "student",
+                            tags={"tdml.bench": BENCH_TAG, "tdml.bench_key": key,
+                                  "tdml.bench_params": json.dumps(c.params, sort_keys=True)}):
+        s = distill_in_run(raw)
+    return {"dataset": c.dataset, "method": c.method, "seed": seed, "params": c.params, **pick(s.metrics),
+            "run_wall_s": time.perf_counter() - t0, "n_params": s.n_params, "latency_ms": s.latency_ms,
+            "teacher_n_params": s.extra["teacher_n_params"], "teacher_latency_ms": s.extra["teacher_latency_ms"],
+            "run_id": s.run_id}
+
+
+def pick(metrics: dict) -> dict:
+    keys = ("test_auc_prc", "test_auc_roc", "test_accuracy", "test_ce", "best_val_auc_prc", "best_val_ce",
+            "best_val_accuracy", "epochs_run", "best_epoch", "train_seconds")
+    return {k: float(metrics[k]) for k in keys if k in metrics}
+
+
+def recover_finals(experiment: str, have: set[str]) -> list[dict]:
+    """Final runs that finished in MLflow but have no line in records.jsonl (a crash between the
+    two): their records rebuilt from the run's metrics and tags."""
+    client = MlflowClient()
+    exp = client.get_experiment_by_name(experiment)
+    if exp is None:
+        return []
+    out = []
+    runs = client.search_runs([exp.experiment_id], f"tags.`tdml.bench` = '{BENCH_TAG}' and attributes.status = 'FINISHED'",
+                              max_results=5000)
+    for r in runs:
+        key = r.data.tags.get("tdml.bench_key", "")
+        if not key or key in have or "test_auc_prc" not in r.data.metrics:
+            continue
+        ds, method, seed = key.split("/")
+        m = r.data.metrics
+        out.append({"dataset": ds, "method": method, "seed": int(seed[len("seed"):]),
+                    "params": json.loads(r.data.tags.get("tdml.bench_params", "{}")), **pick(m),
+                    "run_wall_s": (r.info.end_time - r.info.start_time) / 1000, "n_params": int(m.get("n_params", 0)),
+                    "latency_ms": m.get("cpu_latency_ms_b32", float("nan")),
+                    "teacher_n_params": int(m.get("teacher_n_params", 0)),
+                    "teacher_latency_ms": m.get("teacher_cpu_latency_ms_b32", float("nan")),
+                    "run_id": r.info.run_id, "recovered": True})
+        have.add(key)
+    return out
