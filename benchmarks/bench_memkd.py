@@ -37,7 +37,7 @@ from pathlib import Path
 
 import torch
 
-from memkd_protocol import SPACES, Choice, final_run, recover_finals, search
+from memkd_protocol import SPACES, final_run, recover_finals, search
 from tdml import tracking
 from tdml.models.defaults import default_train
 from tdml.reporting import METHOD_LABELS, PUBLISHED_AUC_PRC, results_table

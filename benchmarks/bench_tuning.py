@@ -122,7 +122,7 @@ def bench_workers(pg_url: str, n_trials: int, overrides: dict, workdir: Path) ->
         errs = [p.communicate()[1] for p in procs]
         wall = time.perf_counter() - t0
         if any(p.returncode for p in procs):
-            raise SystemExit(f"a worker failed:\n" + "\n".join(e[-2000:] for e in errs))
+            raise SystemExit("a worker failed:\n" + "\n".join(e[-2000:] for e in errs))
         study = optuna.load_study(study_name=name, storage=pg_url)
         n = sum(t.state.is_finished() for t in study.trials)
         rows.append({"workers": workers, "trials": n, "wall_s": wall, "per_min": n / _span_minutes(study),
