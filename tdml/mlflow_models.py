@@ -83,13 +83,13 @@ def load_model(uri: str, device: str = "cpu"):
 
 @timed
 def log_model(model, meta: dict[str, Any], registered_name: str | None, example=None,
-              metrics: dict[str, float] | None = None, version_tags: dict[str, str] | None = None
-              ) -> ModelVersion | None:
+              metrics: dict[str, float] | None = None, version_tags: dict[str, str] | None = None,
+              step: int = 0) -> ModelVersion | None:
     """Log the model bundle to the active run with its signature (``tdml.serving.signature``:
     [B, L, C] float32, or a dated frame for a calendar-feature model) and ``example`` as input
     example, log ``metrics`` linked to it (the Models tab and the version page show them) and
     register it as a new version tagged ``version_tags`` (no alias moves: ``tdml.promotion.gate``
-    decides that)."""
+    decides that). ``step``: the metrics' step (see ``tdml.pipelines._publish``)."""
     from tdml.serving import save_bundle, signature
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -100,7 +100,7 @@ def log_model(model, meta: dict[str, Any], registered_name: str | None, example=
             signature=signature(model, meta), input_example=example,
         )
     if metrics:
-        mlflow.log_metrics({k: float(v) for k, v in metrics.items()}, model_id=info.model_id)
+        mlflow.log_metrics({k: float(v) for k, v in metrics.items()}, step=step, model_id=info.model_id)
     if not registered_name:
         return None
     tags = {"tdml.task": meta.get("task", ""), "tdml.run_id": active_run_id(), **(version_tags or {})}

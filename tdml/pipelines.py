@@ -247,11 +247,16 @@ def _publish(model, meta: dict, name: str, data, cfg, final: dict[str, float], m
     the promotion gate: @challenger for the new version, the run's alias only if better on
     validation. Without ``tracking.log_model`` (trials of a study) only the metrics are logged."""
     track = cfg.tracking
+    # Scored on validation (a study's trial), the final metrics share their names with the
+    # per-epoch curve (val_mse, ...): logged one step after the last epoch, they are what MLflow
+    # shows as the run's value (the latest step wins), i.e. the restored checkpoint's score that
+    # Optuna sees, not the last epoch's.
+    step = int(metrics.get("epochs_run", 0))
     if not track.log_model:
-        tracking.log_metrics(final)
+        tracking.log_metrics(final, step=step)
         return None
     mv = tracking.log_model(model, meta, name if track.register else None, _serving_example(model, data), final,
-                            {DATA_TAG: data_settings(to_dict(cfg.data))})
+                            {DATA_TAG: data_settings(to_dict(cfg.data))}, step=step)
     if mv is not None and track.alias:
         key = f"best_val_{task.monitor}"
         gate(mv.name, mv.version, metrics[key], key, task.mode, track.alias, track.promote)

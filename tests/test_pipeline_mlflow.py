@@ -343,3 +343,21 @@ def test_report_command_tables_every_teacher_and_student(store, capsys):
 def test_report_of_an_unknown_experiment_is_a_clear_error(store, capsys):
     assert main(["report", "--experiment", "nope"]) == 2
     assert "experiment 'nope' does not exist" in capsys.readouterr().err
+
+
+def test_a_run_scored_on_validation_shows_its_score_not_the_last_epochs(store):
+    """A study's trial is scored on validation: its val_* metrics share their names with the
+    per-epoch curve. MLflow shows a metric's latest step, so the score (the restored checkpoint's,
+    what Optuna sees) is logged after the last epoch: the run's val_mse is best_val_mse."""
+    args = tiny_distill_args(URI, epochs=4, patience=4)
+    assert main([*args, "--set", "tracking.final_split=val", "--set", "tracking.register=false",
+                 "--set", "tracking.log_model=false", "--set", "tracking.diagnostics=false",
+                 "--set", "train.lr=0.05", "--experiment", "val-scored"]) == 0
+    exp = store.get_experiment_by_name("val-scored").experiment_id
+    [run] = [r for r in _runs(store, "student") if r.info.experiment_id == exp]
+    m = run.data.metrics
+    history = {h.step: h.value for h in store.get_metric_history(run.info.run_id, "val_mse")}
+    assert sorted(history) == [0, 1, 2, 3, 4]  # four epochs, then the score
+    assert m["val_mse"] == pytest.approx(m["best_val_mse"]) == pytest.approx(min(history[s] for s in range(4)))
+    assert history[4] == pytest.approx(history[int(m["best_epoch"])])
+    assert not any(k.startswith("test_") for k in m)
