@@ -79,9 +79,6 @@ class SearchSpace:
     def items(self):
         return self.params.items()
 
-    def __bool__(self) -> bool:
-        return bool(self.params)
-
 
 SamplerName = Literal["tpe", "random", "nsga2"]
 PrunerName = Literal["median", "hyperband", "none"]

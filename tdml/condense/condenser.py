@@ -21,7 +21,6 @@ from tdml.condense.config import CondenseRunConfig
 from tdml.condense.experts import Experts
 from tdml.condense.matching import matching_loss, predict, unroll
 from tdml.condense.plugins import DDTimeTerms, condtsf_update
-from tdml.distill.base import weighted_sum
 from tdml.condense.synthetic import SyntheticSeries
 from tdml.errors import ConfigError
 
@@ -101,7 +100,7 @@ def condense(data, experts: Experts, cfg: CondenseRunConfig, generator: torch.Ge
             with torch.no_grad():
                 expert_pred = predict(model, experts.spec, final, x)  # the expert's forecast is the target
         terms = {"match": matching_loss(theta_k, start, target), **plugins(x, y, expert_pred)}
-        total = weighted_sum(terms, {"match": 1.0, **plugins.weights()})
+        total = plugins.total(terms)  # the matching term has no plug-in weight: it counts once
         if not torch.isfinite(total):
             raise FloatingPointError(f"non-finite condensation loss at iteration {it}: "
                                      f"{ {k: float(v) for k, v in terms.items()} }; lower match.series_lr "

@@ -21,7 +21,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from tdml.contracts import ModelOutput, run_model  # noqa: F401  (what losses are called with)
+from tdml.contracts import ModelOutput
 from tdml.registry import Registry
 
 
@@ -56,9 +56,6 @@ class Loss(nn.Module):
     def weights(self) -> dict[str, float]:
         """The weight of every term ``forward`` can return (0 = not computed)."""
         raise NotImplementedError
-
-    def active(self, term: str) -> bool:
-        return self.weights().get(term, 0) != 0
 
     def total(self, terms: dict[str, torch.Tensor]) -> torch.Tensor:
         return weighted_sum(terms, self.weights())

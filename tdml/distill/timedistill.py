@@ -18,7 +18,7 @@ from torch import nn
 
 from tdml.config import require
 from tdml.distill.base import LOSSES, DistillationLoss, ModelOutput
-from tdml.distill.fused import EXP_FLOOR, MultiScaleMSE, PeriodKL, spectrum  # noqa: F401  (EXP_FLOOR: API)
+from tdml.distill.fused import MultiScaleMSE, PeriodKL, spectrum
 from tdml.errors import IncompatibleTeacherError
 
 # 'reference': the reference code's F.kl_div(log(P_s + 1e-8), P_t, reduction='mean') = KL / bins;
@@ -57,7 +57,7 @@ def period_distribution(x: torch.Tensor, temperature: float, dim: int) -> torch.
     """softmax(|rFFT(x)|[1:] / tau) over frequencies, DC dropped; frequency on the last axis.
 
     |z| is sqrt(re^2 + im^2 + 1e-20) (no NaN gradient at z = 0); an exp argument below
-    ``EXP_FLOOR`` = -50 is floored there: float32 exp of very negative values takes CPU's ~100x
+    ``tdml.distill.fused.EXP_FLOOR`` = -50 is floored there: float32 exp of very negative values takes CPU's ~100x
     slower subnormal path, and the change is < 2e-22 per probability.
     """
     return spectrum(x.movedim(dim, -1), temperature)[3]
