@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import re
+import statistics
 import time
 from collections import defaultdict
 
@@ -91,11 +92,17 @@ def profile(uri: str, steps: int) -> dict[str, float]:
     return dict(ms)
 
 
-def side_by_side(uri: str, epochs: int, experiment: str) -> list[dict]:
-    runs = [("MLP alone (method=none)", {"method": "none"}),
+PLAIN = ("MLP alone (method=none)", {"method": "none"})
+CACHED = ("MLP + TimeDistill, teacher cache (read from disk)", {"teacher_cache": "disk"})
+
+
+def side_by_side(uri: str, epochs: int, experiment: str, rounds: int = 1) -> list[dict]:
+    """The four runs once, then ``rounds - 1`` more (plain, cached) pairs back to back, so the
+    per-epoch ratio can be read per pair (machine noise moves both runs of a pair alike)."""
+    runs = [PLAIN,
             ("MLP + TimeDistill, teacher recomputed every step", {"teacher_cache": "recompute"}),
             ("MLP + TimeDistill, teacher cache (computed now)", {"teacher_cache": "disk"}),
-            ("MLP + TimeDistill, teacher cache (read from disk)", {"teacher_cache": "disk"})]
+            CACHED] + [PLAIN, CACHED] * (rounds - 1)
     rows = []
     for label, extra in runs:
         raw = {"teacher": uri, **extra, "train": {"epochs": epochs, "patience": epochs + 1, "progress": False},
@@ -114,6 +121,8 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=2)
     ap.add_argument("--steps", type=int, default=30)
     ap.add_argument("--experiment", default="tdml-bench-cost")
+    ap.add_argument("--rounds", type=int, default=1,
+                    help="(plain, cached) pairs; >1 also prints the per-pair ratios and their median")
     args = ap.parse_args()
     torch.manual_seed(0)
     with tracking.start_run(args.experiment, "profile of one step", "benchmark"):
@@ -127,7 +136,7 @@ def main() -> None:
         print(f"| {k} | {v:.2f} | {v / (plain if k.startswith('plain:') else cached):.0%} |")
     print(f"plain step {plain:.1f} ms; distilled step {cached:.1f} ms with the cache ({cached / plain:.2f}x), "
           f"{cached + prof['teacher forward (what the cache removes)']:.1f} ms recomputing the teacher")
-    rows = side_by_side(args.teacher, args.epochs, args.experiment)
+    rows = side_by_side(args.teacher, args.epochs, args.experiment, args.rounds)
     base = rows[0]
     print(f"\n{args.epochs} epochs each, back to back in one process")
     print("| run | s per epoch | × plain | whole run s | × plain | test MSE |\n|---|---:|---:|---:|---:|---:|")
@@ -135,6 +144,20 @@ def main() -> None:
         per = r["train_s"] / r["epochs"]
         print(f"| {r['run']} | {per:.1f} | {per / (base['train_s'] / base['epochs']):.2f} | {r['wall_s']:.0f} | "
               f"{r['wall_s'] / base['wall_s']:.2f} | {r['test_mse']:.4f} |")
+    if args.rounds > 1:
+        with tracking.start_run(args.experiment, f"per-epoch ratio, {args.rounds} pairs", "benchmark"):
+            print(pair_ratios(rows))
+
+
+def pair_ratios(rows: list[dict]) -> str:
+    """Per-epoch and whole-run ratio of each (plain, cached) pair: rows 0 and 3, then 4-5, 6-7, ..."""
+    pairs = [(rows[0], rows[3])] + [(rows[i], rows[i + 1]) for i in range(4, len(rows) - 1, 2)]
+    epoch = [(c["train_s"] / c["epochs"]) / (p["train_s"] / p["epochs"]) for p, c in pairs]
+    whole = [c["wall_s"] / p["wall_s"] for p, c in pairs]
+    tracking.log_metrics({"median_epoch_ratio": statistics.median(epoch), "median_run_ratio": statistics.median(whole)})
+    return (f"\nper pair, cached distilled / plain: per epoch {', '.join(f'{r:.2f}' for r in epoch)} "
+            f"(median **{statistics.median(epoch):.2f}x**); whole run {', '.join(f'{r:.2f}' for r in whole)} "
+            f"(median {statistics.median(whole):.2f}x)")
 
 
 if __name__ == "__main__":

@@ -36,6 +36,8 @@ import time
 from pathlib import Path
 
 import torch
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
 
 from memkd_protocol import SPACES, final_run, recover_finals, search
 from tdml import tracking
@@ -58,6 +60,9 @@ def parse_args(argv=None):
     p.add_argument("--teacher-epochs", type=int, default=500, help="cap (paper: <= 500)")
     p.add_argument("--student-epochs", type=int, default=500, help="cap (paper: <= 500)")
     p.add_argument("--patience", type=int, default=50, help="early-stopping patience on validation CE")
+    p.add_argument("--student-patience", type=int, default=None,
+                   help="the students' patience, if not --patience (the paper gives none; e.g. = the "
+                        "epoch cap: train every run to the cap and keep the best validation-CE checkpoint)")
     p.add_argument("--student-lr", type=float, default=None, help="default: tdml/models/defaults.yaml")
     p.add_argument("--teacher-lr", type=float, default=None, help="default: tdml/models/defaults.yaml")
     p.add_argument("--teacher-grad-clip", type=float, default=None, help="default: defaults.yaml (0 = off)")
@@ -102,16 +107,21 @@ def main(argv=None) -> int:
     have = {key(r) for r in records if r["method"] in SPACES}
     for rec in recover_finals(args.experiment, have):
         add(rec)
-    student_train = _train("lstm_student", args.student_epochs, args.student_lr, args.patience, args.trial_seed,
+    patience = args.patience if args.student_patience is None else args.student_patience
+    student_train = _train("lstm_student", args.student_epochs, args.student_lr, patience, args.trial_seed,
                            args.max_batches)
     with tracking.start_run(args.experiment, "bench-memkd-full", "benchmark") as parent:
         tracking.log_params({"bench": {k: (" ".join(map(str, v)) if isinstance(v, list) else v)
                                        for k, v in vars(args).items()}, "student_train": student_train})
         for ds in args.datasets:
             teacher = [r for r in records if r["dataset"] == ds and r["method"] == "teacher"]
-            if teacher:
-                teacher_uri = teacher[0]["uri"]
+            if teacher and _resolves(teacher[-1]["uri"]):
+                teacher_uri = teacher[-1]["uri"]
             else:
+                if teacher:  # recorded, but not in this tracking store (e.g. a fresh checkout)
+                    print(f"[{ds}] teacher {teacher[-1]['uri']} is not in this tracking store: selecting "
+                          f"again (its old records are superseded)", flush=True)
+                    records[:] = _drop_teachers(records, ds, rec_path)
                 teacher_uri = _select_teacher(ds, args, add)
             for method in args.methods:
                 c = search(ds, method, teacher_uri, student_train, args.n_trials, storage, args.experiment)
@@ -141,6 +151,24 @@ def main(argv=None) -> int:
         print(report)
         print(f"parent run {parent.info.run_id}; this invocation {wall / 60:.1f} min")
     return 0
+
+
+def _resolves(uri: str) -> bool:
+    """Whether ``models:/<name>/<version>`` exists in the current registry."""
+    name, version = uri[len("models:/"):].rsplit("/", 1)
+    try:
+        MlflowClient().get_model_version(name, version)
+        return True
+    except MlflowException:
+        return False
+
+
+def _drop_teachers(records: list[dict], ds: str, rec_path: Path) -> list[dict]:
+    """``records`` without ``ds``'s teacher lines, written back to ``rec_path`` (student runs stay:
+    they carry their own teacher numbers)."""
+    keep = [r for r in records if not (r["dataset"] == ds and r["method"] in ("teacher", "teacher_all"))]
+    rec_path.write_text("".join(json.dumps(r) + "\n" for r in keep))
+    return keep
 
 
 def _select_teacher(ds: str, args, add) -> str:
@@ -267,7 +295,7 @@ def write_report(records, searches: dict, args, out: Path) -> str:
               f"{args.n_trials} Optuna trials (TPE, validation AUC-PRC only, student seed {args.trial_seed}), then "
               f"student seeds {args.seeds} at the chosen setting, test read only there; epochs ≤ "
               f"{args.teacher_epochs} / ≤ {args.student_epochs}, early stopping on validation CE, patience "
-              f"{args.patience}; lr teacher {args.teacher_lr or 'default'}, student "
+              f"{args.patience}{'' if args.student_patience is None else f' (students {args.student_patience})'}; lr teacher {args.teacher_lr or 'default'}, student "
               f"{args.student_lr or f'default {sorted(set(lrs.values()))}'}.\n\n")
     text = (header + "\n".join(parts) + "\n### teachers\n\n" + "\n".join(teach) + "\n\n### chosen settings\n\n"
             + "\n".join(hp) + "\n\n### efficiency\n\n" + "\n".join(eff) + "\n\n### wall time\n\n"
