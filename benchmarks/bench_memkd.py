@@ -15,7 +15,8 @@ The record: MLflow (experiment ``bench-memkd-full``; one parent run per invocati
 with one child per trial, final runs tagged ``tdml.bench_key``), the Optuna storage
 ``<out>/optuna.db`` and ``<out>/records.jsonl`` (one line per teacher seed / final run). A
 rerun with the same ``--out`` resumes: finished trials and final runs are skipped; a dataset
-whose teacher selection did not finish starts it again. Tables: ``<out>/table.md`` (+ CSVs).
+whose teacher selection did not finish, or whose recorded teacher is not in the current registry
+(a fresh checkout: the databases are not committed), selects it again. Tables: ``<out>/table.md`` (+ CSVs).
 
     OMP_NUM_THREADS=1 TDML_DATA_DIR=../shared/data \\
     MLFLOW_TRACKING_URI=sqlite:///$PWD/benchmarks/results/memkd_full/mlflow.db \\
@@ -88,7 +89,7 @@ def main(argv=None) -> int:
     out = Path(args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     rec_path, search_path = out / "records.jsonl", out / "searches.json"
-    records = [json.loads(line) for line in rec_path.read_text().splitlines()] if rec_path.exists() else []
+    records = _live([json.loads(line) for line in rec_path.read_text().splitlines()] if rec_path.exists() else [])
     searches: dict = json.loads(search_path.read_text()) if search_path.exists() else {}
     if args.report_only:
         print(write_report(records, searches, args, out))
@@ -121,7 +122,8 @@ def main(argv=None) -> int:
                 if teacher:  # recorded, but not in this tracking store (e.g. a fresh checkout)
                     print(f"[{ds}] teacher {teacher[-1]['uri']} is not in this tracking store: selecting "
                           f"again (its old records are superseded)", flush=True)
-                    records[:] = _drop_teachers(records, ds, rec_path)
+                    add({"dataset": ds, "method": RESET})  # appended, not rewritten: other processes append too
+                    records[:] = _live(records)
                 teacher_uri = _select_teacher(ds, args, add)
             for method in args.methods:
                 c = search(ds, method, teacher_uri, student_train, args.n_trials, storage, args.experiment)
@@ -163,12 +165,19 @@ def _resolves(uri: str) -> bool:
         return False
 
 
-def _drop_teachers(records: list[dict], ds: str, rec_path: Path) -> list[dict]:
-    """``records`` without ``ds``'s teacher lines, written back to ``rec_path`` (student runs stay:
-    they carry their own teacher numbers)."""
-    keep = [r for r in records if not (r["dataset"] == ds and r["method"] in ("teacher", "teacher_all"))]
-    rec_path.write_text("".join(json.dumps(r) + "\n" for r in keep))
-    return keep
+RESET = "teacher_reset"  # a records.jsonl line: the dataset's earlier teacher lines are superseded
+
+
+def _live(records: list[dict]) -> list[dict]:
+    """``records`` without the teacher lines a later ``teacher_reset`` line of their dataset
+    superseded (student runs stay: they carry their own teacher numbers), and without the resets."""
+    out: list[dict] = []
+    for r in records:
+        if r["method"] == RESET:
+            out = [o for o in out if not (o["dataset"] == r["dataset"] and o["method"] in ("teacher", "teacher_all"))]
+        else:
+            out.append(r)
+    return out
 
 
 def _select_teacher(ds: str, args, add) -> str:

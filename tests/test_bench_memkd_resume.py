@@ -1,8 +1,8 @@
 """benchmarks/bench_memkd.py resumes from records.jsonl only while the recorded teacher exists in
 the current registry; in a fresh store (a new checkout: the databases are not committed) the
-teacher is selected again and its stale lines are dropped, student lines kept."""
+teacher is selected again and a reset line supersedes its stale lines (append-only: several
+processes share the file), student lines kept."""
 
-import json
 import sys
 from pathlib import Path
 
@@ -21,13 +21,11 @@ def test_teacher_uri_resolves_only_in_the_store_that_registered_it(mlflow_store,
     assert not bench_memkd._resolves(f"models:/ucr-trace-lstm_teacher/{int(v.version) + 1}")
 
 
-def test_stale_teacher_lines_are_dropped_from_the_file(tmp_path):
+def test_a_reset_line_supersedes_the_earlier_teacher_lines_of_its_dataset_only():
     recs = [{"dataset": "Trace", "method": "teacher_all", "seed": 0},
             {"dataset": "Trace", "method": "teacher", "seed": 0, "uri": "models:/x/1"},
             {"dataset": "Trace", "method": "none", "seed": 0},
-            {"dataset": "MoteStrain", "method": "teacher", "seed": 1, "uri": "models:/y/1"}]
-    path = tmp_path / "records.jsonl"
-    path.write_text("".join(json.dumps(r) + "\n" for r in recs))
-    kept = bench_memkd._drop_teachers(recs, "Trace", path)
-    assert kept == recs[2:]
-    assert [json.loads(line) for line in path.read_text().splitlines()] == recs[2:]
+            {"dataset": "MoteStrain", "method": "teacher", "seed": 1, "uri": "models:/y/1"},
+            {"dataset": "Trace", "method": bench_memkd.RESET},
+            {"dataset": "Trace", "method": "teacher", "seed": 3, "uri": "models:/x/2"}]
+    assert bench_memkd._live(recs) == [recs[2], recs[3], recs[5]]
