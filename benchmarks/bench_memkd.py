@@ -127,9 +127,9 @@ def main(argv=None) -> int:
                 teacher_uri = _select_teacher(ds, args, add)
             for method in args.methods:
                 c = search(ds, method, teacher_uri, student_train, args.n_trials, storage, args.experiment)
-                # merged with what is on disk: processes on other datasets share the file
+                # merged with the file, whose entries are newer than ours (other processes write it too)
                 on_disk = json.loads(search_path.read_text()) if search_path.exists() else {}
-                searches = {**on_disk, **searches, f"{ds}/{method}": c.__dict__}
+                searches = {**searches, **on_disk, f"{ds}/{method}": c.__dict__}
                 search_path.write_text(json.dumps(searches, indent=1))
                 print(f"[{ds}] {method}: {c.n_trials} trials ({c.n_pruned} pruned), best val AUC-PRC "
                       f"{c.best_val_auc_prc:.4f} at {c.params} ({time.perf_counter() - t_start:.0f} s)", flush=True)
