@@ -40,7 +40,7 @@ import torch
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from memkd_protocol import SPACES, final_run, recover_finals, search
+from memkd_protocol import SPACES, final_run, pick, recover_finals, search
 from tdml import tracking
 from tdml.models.defaults import default_train
 from tdml.reporting import METHOD_LABELS, PUBLISHED_AUC_PRC, results_table
@@ -189,11 +189,11 @@ def _select_teacher(ds: str, args, add) -> str:
     sel = select_teacher(raw, args.teacher_seeds, metric="auc_prc", mode="max")
     per_teacher = (time.perf_counter() - t_sel) / len(sel.runs)  # selection included
     for seed, s in sel.runs.items():
-        add({"dataset": ds, "method": "teacher_all", "seed": seed, **_pick(s.metrics), "run_wall_s": per_teacher,
+        add({"dataset": ds, "method": "teacher_all", "seed": seed, **pick(s.metrics), "run_wall_s": per_teacher,
              "n_params": s.n_params, "latency_ms": s.latency_ms, "run_id": s.run_id})
     best = sel.runs[sel.best_seed]
     uri = f"models:/{sel.name}/{sel.best_version}"
-    add({"dataset": ds, "method": "teacher", "seed": sel.best_seed, **_pick(best.metrics), "n_params": best.n_params,
+    add({"dataset": ds, "method": "teacher", "seed": sel.best_seed, **pick(best.metrics), "n_params": best.n_params,
          "latency_ms": best.latency_ms, "run_id": best.run_id, "uri": uri, "val_scores": sel.scores})
     print(f"[{ds}] teacher seeds val AUC-PRC {sel.scores} -> seed {sel.best_seed} "
           f"(test AUC-PRC {best.metrics['test_auc_prc']:.4f})", flush=True)
@@ -214,12 +214,6 @@ def _time_split(records, searches: dict, datasets) -> str:
             share = f"{1 - train / wall:.0%}" if wall else "–"
             rows.append(f"| {d} | {te / 60:.1f} | {se / 60:.1f} | {wall / 60:.1f} | {train / 60:.1f} | {share} |")
     return "\n".join(rows) + "\n"
-
-
-def _pick(metrics: dict) -> dict:
-    from memkd_protocol import pick
-
-    return pick(metrics)
 
 
 def _current(records, searches: dict) -> list[dict]:

@@ -24,6 +24,7 @@ from optuna.trial import TrialState
 from tdml import tracking
 from tdml.config import deep_merge, set_dotted
 from tdml.pipelines import distill_in_run
+from tdml.selection import best_key
 from tdml.studies import spec_from_dict
 from tdml.tuning import tune
 
@@ -104,9 +105,11 @@ def choice(dataset: str, method: str, study: optuna.Study) -> Choice:
                        for t in trials])
     if not complete:
         return c
-    top = max(t.value for t in complete)
-    tied = [t for t in complete if t.value == top]
-    best = min(tied, key=lambda t: (_val_ce(t), t.number)) if len(tied) > 1 else tied[0]
+    by_number = {t.number: t for t in sorted(complete, key=lambda t: t.number)}
+    scores = {n: float(t.value) for n, t in by_number.items()}
+    tied = [n for n, v in scores.items() if v == max(scores.values())]
+    ce = {n: _val_ce(by_number[n]) if n in tied else float("inf") for n in scores}  # read only where it decides
+    best = by_number[best_key(scores, "max", ce)]
     c.params, c.best_trial, c.best_val_auc_prc = dict(best.params), best.number, float(best.value)
     return c
 

@@ -63,7 +63,7 @@ def select_teacher(raw: dict[str, Any], seeds: Sequence[int], metric: str = "auc
         runs[int(seed)] = s
     scores = {seed: float(s.metrics[key]) for seed, s in runs.items()}
     ce = {seed: float(s.metrics["best_val_ce"]) for seed, s in runs.items() if "best_val_ce" in s.metrics}
-    best = _best(scores, mode, ce if len(ce) == len(runs) else None)
+    best = best_key(scores, mode, ce if len(ce) == len(runs) else None)
     s = runs[best]
     name = s.registered.split("/")[1]
     tracking.set_alias(name, alias, s.version)
@@ -73,9 +73,9 @@ def select_teacher(raw: dict[str, Any], seeds: Sequence[int], metric: str = "auc
     return Selection(f"models:/{name}@{alias}", name, alias, best, s.version, key, scores, runs)
 
 
-def _best(scores: dict[int, float], mode: Mode, tiebreak: dict[int, float] | None = None) -> int:
-    """The seed with the best finite score; NaN scores never win. Tied scores go to the lower
-    ``tiebreak`` value (validation CE) if given, then to the first seed."""
+def best_key(scores: dict[int, float], mode: Mode, tiebreak: dict[int, float] | None = None) -> int:
+    """The key (seed, trial number) with the best finite score; NaN scores never win. Tied scores
+    go to the lower ``tiebreak`` value (validation CE) if given, then to the first key."""
     finite = {k: v for k, v in scores.items() if v == v}
     if not finite:
         raise TdmlError(f"every teacher seed scored NaN on validation: {scores}")

@@ -4,22 +4,22 @@
 import pytest
 
 from tdml.errors import TdmlError
-from tdml.selection import _best
+from tdml.selection import best_key
 
 
 def test_best_score_wins_whatever_the_tiebreak():
-    assert _best({0: 0.9, 1: 0.95, 2: 0.8}, "max", {0: 0.1, 1: 0.9, 2: 0.0}) == 1
-    assert _best({0: 0.3, 1: 0.2}, "min", {0: 0.0, 1: 1.0}) == 1
+    assert best_key({0: 0.9, 1: 0.95, 2: 0.8}, "max", {0: 0.1, 1: 0.9, 2: 0.0}) == 1
+    assert best_key({0: 0.3, 1: 0.2}, "min", {0: 0.0, 1: 1.0}) == 1
 
 
 def test_tied_scores_go_to_the_lower_validation_ce():
     scores = {0: 1.0, 1: 1.0, 2: 1.0, 3: 0.9}
-    assert _best(scores, "max", {0: 0.004, 1: 0.0001, 2: 0.002, 3: 0.0}) == 1
-    assert _best(scores, "max") == 0  # no tiebreak: the first seed
-    assert _best(scores, "max", {0: 0.1, 1: 0.1, 2: 0.1, 3: 0.0}) == 0  # tied CE too: the first seed
+    assert best_key(scores, "max", {0: 0.004, 1: 0.0001, 2: 0.002, 3: 0.0}) == 1
+    assert best_key(scores, "max") == 0  # no tiebreak: the first seed
+    assert best_key(scores, "max", {0: 0.1, 1: 0.1, 2: 0.1, 3: 0.0}) == 0  # tied CE too: the first seed
 
 
 def test_nan_never_wins():
-    assert _best({0: float("nan"), 1: 0.5}, "max", {0: 0.0, 1: 1.0}) == 1
+    assert best_key({0: float("nan"), 1: 0.5}, "max", {0: 0.0, 1: 1.0}) == 1
     with pytest.raises(TdmlError):
-        _best({0: float("nan")}, "max")
+        best_key({0: float("nan")}, "max")
