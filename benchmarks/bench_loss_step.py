@@ -4,7 +4,9 @@ No registry needed: the teacher is a freshly initialised model of the study's ar
 (op timing does not depend on its weights) whose train-split outputs are cached in memory, as
 a distill run with ``teacher_cache`` on reads them. Per round, the plain step (student, MSE,
 backward, fused Adam) and the distilled step (``tdml.train.Distillation``: cache lookup, student,
-regressor, the four terms, backward, Adam) run on the same batches, alternating; CPU time
+regressor, the four terms, backward, Adam) run on the same batches, alternating, with a third
+step, the *floor*: student, regressor and one MSE per distilled target instead of the four terms
+-- what any TimeDistill step computes however cheap its terms are; CPU time
 (``time.process_time``), median over rounds. Then each part alone. Logged as an MLflow run
 (experiment ``tdml-benchmarks``). To compare two trees, run the script in each, back to back
 (``PYTHONPATH=<other checkout> python benchmarks/bench_loss_step.py``).
@@ -33,7 +35,24 @@ from tdml.distill.timedistill import FEATURE_LOG_EPS, TimeDistillConfig, TimeDis
 from tdml.models import build_model
 from tdml.tasks import TASKS
 from tdml.teacher_cache import teacher_outputs
-from tdml.train import Distillation, Supervised, adam
+from tdml.train import Distillation, Objective, Supervised, adam
+
+
+class Floor(Objective):
+    """Student + the method's regressor + one MSE per distilled target: the arithmetic every
+    TimeDistill step does whatever its terms cost (a lower bound for timing, not a method)."""
+
+    def __init__(self, student, loss: TimeDistillLoss, cached, task):
+        super().__init__()
+        self.student, self.regressor, self.cached, self.task = student, loss.regressor, cached, task
+        self.s_feat, self.t_feat = loss.student_feature, loss.teacher_feature
+
+    def terms(self, batch):
+        s = run_model(self.student, batch)
+        t = self.cached.lookup(batch[INDEX], batch["x"].device)
+        hs, ht = s.features[self.s_feat], self.regressor(t.features[self.t_feat])
+        mse = torch.nn.functional.mse_loss
+        return {"loss": self.task.target_loss(s.pred, batch["y"]) + mse(s.pred, t.pred) + mse(hs, ht)}
 
 
 def cpu_ms(fn, n: int) -> float:
@@ -75,11 +94,12 @@ def main() -> None:
                 opt.step()
         return cpu_ms(run, 1) / len(batches)
 
-    steps = {"plain": [], "distilled": []}
+    steps = {"plain": [], "distilled": [], "floor": []}
     for _ in range(args.rounds):
         steps["plain"].append(epoch(Supervised(copy.deepcopy(student), task)))
         steps["distilled"].append(epoch(Distillation(copy.deepcopy(student), teacher, copy.deepcopy(loss),
                                                      loss.weights(), task, 1.0, cached)))
+        steps["floor"].append(epoch(Floor(copy.deepcopy(student), copy.deepcopy(loss), cached, task)))
     ms = {k: statistics.median(v) for k, v in steps.items()}
 
     b = batches[0]
@@ -103,7 +123,8 @@ def main() -> None:
     lines = [f"{args.dataset} L={args.seq_len} H={args.pred_len}, MLP d={args.d_model}, teacher {args.teacher}, "
              f"batch 32, CPU ms per step (median of {args.rounds} rounds of {len(batches)} steps)",
              "| part | CPU ms |", "|---|---:|"] + [f"| {k} | {v:.2f} |" for k, v in ms.items()]
-    lines.append(f"\ndistilled / plain step: **{ms['distilled'] / ms['plain']:.2f}x**")
+    lines.append(f"\ndistilled / plain step: **{ms['distilled'] / ms['plain']:.2f}x**; floor (student + "
+                 f"regressor, no terms) / plain: **{ms['floor'] / ms['plain']:.2f}x**")
     print("\n".join(lines))
     with tracking.start_run("tdml-benchmarks", f"loss step · {args.dataset} L{args.seq_len}", "benchmark"):
         tracking.log_params({k.replace("_", "."): v for k, v in vars(args).items()})

@@ -26,6 +26,7 @@ from mlflow.tracking import MlflowClient
 
 from tdml import experiments
 from tdml import runstate
+from tdml.numerics import NUMERICS_TAG, numerics
 from tdml.config import flatten
 from tdml.errors import RegistryError, Stopped, TdmlError
 # the model registry's functions are part of this module's API (tracking.load_model, ...)
@@ -62,7 +63,7 @@ def start_run(experiment: str, run_name: str | None, role: str, tags: dict[str, 
     t = time.perf_counter()
     kwargs: dict[str, Any] = {}
     launcher = None
-    tags = {ROLE_TAG: role, **{k: str(v) for k, v in (tags or {}).items()}}
+    tags = {ROLE_TAG: role, NUMERICS_TAG: numerics(), **{k: str(v) for k, v in (tags or {}).items()}}
     try:
         if parent_run_id:
             kwargs = {"parent_run_id": parent_run_id,
