@@ -40,7 +40,7 @@ import torch
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from memkd_protocol import SPACES, final_run, pick, recover_finals, search
+from memkd_protocol import PRUNERS, SPACES, final_run, pick, recover_finals, search
 from tdml import tracking
 from tdml.models.defaults import default_train
 from tdml.reporting import METHOD_LABELS, PUBLISHED_AUC_PRC, results_table
@@ -58,6 +58,8 @@ def parse_args(argv=None):
     p.add_argument("--teacher-seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4])
     p.add_argument("--n-trials", type=int, default=8, help="Optuna trials per method and dataset")
     p.add_argument("--trial-seed", type=int, default=0, help="train.seed of the trials")
+    p.add_argument("--pruner", choices=sorted(PRUNERS), default="median",
+                   help="the searches' pruner (memkd_full ran 'median'; the paper's grid prunes nothing)")
     p.add_argument("--teacher-epochs", type=int, default=500, help="cap (paper: <= 500)")
     p.add_argument("--student-epochs", type=int, default=500, help="cap (paper: <= 500)")
     p.add_argument("--patience", type=int, default=50, help="early-stopping patience on validation CE")
@@ -126,7 +128,8 @@ def main(argv=None) -> int:
                     records[:] = _live(records)
                 teacher_uri = _select_teacher(ds, args, add)
             for method in args.methods:
-                c = search(ds, method, teacher_uri, student_train, args.n_trials, storage, args.experiment)
+                c = search(ds, method, teacher_uri, student_train, args.n_trials, storage, args.experiment,
+                           pruner=args.pruner)
                 # merged with the file, whose entries are newer than ours (other processes write it too)
                 on_disk = json.loads(search_path.read_text()) if search_path.exists() else {}
                 searches = {**searches, **on_disk, f"{ds}/{method}": c.__dict__}

@@ -45,6 +45,11 @@ SPACES: dict[str, dict[str, dict]] = {
     "memkd": {**LAMBDA, "long_weight": {"type": "float", "low": 0.0, "high": 2.0}},
 }
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+# --pruner: what memkd_full ran ("median": stop a trial whose best validation AUC-PRC after epoch
+# 50 is below the median of the earlier trials at that epoch), or none (the paper's grid prunes
+# nothing). On SwedishLeaf the median pruner stopped 20 of 24 MemKD trials at epochs 51-225 of
+# runs that peak at 250-500, so the search was its 4 random startup trials (docs/results.md).
+PRUNERS = {"median": {"name": "median", "n_startup_trials": 4, "n_warmup_steps": 50}, "none": {"name": "none"}}
 
 
 @dataclass
@@ -66,7 +71,7 @@ def student_base(train: dict, experiment: str) -> dict:
 
 
 def search(dataset: str, method: str, teacher_uri: str, train: dict, n_trials: int, storage: str,
-           experiment: str, sampler_seed: int = 0) -> Choice:
+           experiment: str, sampler_seed: int = 0, pruner: str = "median") -> Choice:
     """Run (or resume) the method's study until ``n_trials`` trials finished; return its choice."""
     space = SPACES[method]
     if not space:
@@ -78,18 +83,24 @@ def search(dataset: str, method: str, teacher_uri: str, train: dict, n_trials: i
         done = []
     left = n_trials - sum(t.state in FINISHED for t in done)
     if left > 0:
-        spec = spec_from_dict({
-            "name": name, "kind": "distill", "experiment": experiment, "teacher": teacher_uri,
-            "base": {**student_base(train, experiment), "method": method},
-            "search_space": {"loss": space},
-            # a resumed study gets a fresh sampler stream (seed + trials so far), not a replay of
-            # the first random startup points
-            "sampler": {"name": "tpe", "seed": sampler_seed + len(done), "n_startup_trials": min(4, n_trials)},
-            "pruner": {"name": "median", "n_startup_trials": 4, "n_warmup_steps": 50},
-            "n_trials": left, "objectives": [{"metric": "val_auc_prc", "direction": "maximize"}],
-            "plots": False, "finalize": False, "storage": {"url": storage}})
-        tune(spec, n_trials=left)
+        # a resumed study gets a fresh sampler stream (seed + trials so far), not a replay of the
+        # first random startup points
+        spec = study_spec(name, method, teacher_uri, train, left, storage, experiment, sampler_seed + len(done),
+                          min(4, n_trials), pruner)
+        tune(spec_from_dict(spec), n_trials=left)
     return choice(dataset, method, optuna.load_study(study_name=name, storage=storage))
+
+
+def study_spec(name: str, method: str, teacher_uri: str, train: dict, n_trials: int, storage: str,
+               experiment: str, sampler_seed: int, n_startup: int, pruner: str) -> dict:
+    """The study file (as a dict) of one method's search: validation AUC-PRC only, no finals."""
+    return {"name": name, "kind": "distill", "experiment": experiment, "teacher": teacher_uri,
+            "base": {**student_base(train, experiment), "method": method},
+            "search_space": {"loss": SPACES[method]},
+            "sampler": {"name": "tpe", "seed": sampler_seed, "n_startup_trials": n_startup},
+            "pruner": PRUNERS[pruner], "n_trials": n_trials,
+            "objectives": [{"metric": "val_auc_prc", "direction": "maximize"}],
+            "plots": False, "finalize": False, "storage": {"url": storage}}
 
 
 def choice(dataset: str, method: str, study: optuna.Study) -> Choice:

@@ -29,3 +29,13 @@ def test_a_reset_line_supersedes_the_earlier_teacher_lines_of_its_dataset_only()
             {"dataset": "Trace", "method": bench_memkd.RESET},
             {"dataset": "Trace", "method": "teacher", "seed": 3, "uri": "models:/x/2"}]
     assert bench_memkd._live(recs) == [recs[2], recs[3], recs[5]]
+
+
+def test_each_pruner_choice_makes_a_valid_study_file():
+    import memkd_protocol
+    from tdml.studies import spec_from_dict
+    for name in ("median", "none"):
+        d = memkd_protocol.study_spec("s", "memkd", "models:/t/1", {"epochs": 5}, 3, "sqlite:///x.db", "e", 7, 3, name)
+        spec = spec_from_dict(d)
+        assert spec.pruner.name == name and spec.n_trials == 3 and spec.sampler.seed == 7
+        assert set(spec.search_space.params) == {"loss.weight", "loss.long_weight"}
