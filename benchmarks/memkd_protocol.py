@@ -45,10 +45,11 @@ SPACES: dict[str, dict[str, dict]] = {
     "memkd": {**LAMBDA, "long_weight": {"type": "float", "low": 0.0, "high": 2.0}},
 }
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
-# --pruner: what memkd_full ran ("median": stop a trial whose best validation AUC-PRC after epoch
-# 50 is below the median of the earlier trials at that epoch), or none (the paper's grid prunes
-# nothing). On SwedishLeaf the median pruner stopped 20 of 24 MemKD trials at epochs 51-225 of
-# runs that peak at 250-500, so the search was its 4 random startup trials (docs/results.md).
+# --pruner: none (default: the paper's grid prunes nothing), or what memkd_full ran ("median":
+# stop a trial whose best validation AUC-PRC after epoch 50 is below the median of the earlier
+# trials at that epoch). On SwedishLeaf the median pruner stopped 20 of 24 MemKD trials at epochs
+# 51-225 of runs that peak at 250-500, and unpruned searches chose better RKD and AT settings
+# (docs/results.md).
 PRUNERS = {"median": {"name": "median", "n_startup_trials": 4, "n_warmup_steps": 50}, "none": {"name": "none"}}
 
 
