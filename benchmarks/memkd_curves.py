@@ -19,9 +19,8 @@ import json
 import statistics
 from pathlib import Path
 
-from mlflow.tracking import MlflowClient
-
 import mlflow
+from mlflow.tracking import MlflowClient
 
 from tdml import tracking
 
@@ -38,7 +37,7 @@ def final_runs(client: MlflowClient, dataset: str, experiment: str | None):
     for r in runs:
         ds, method, seed = r.data.tags.get("tdml.bench_key", "//").split("/")
         if ds == dataset:
-            out.setdefault(method, {})[int(seed.removeprefix("seed"))] = r  # latest listed first: keep it
+            out.setdefault(method, {}).setdefault(int(seed.removeprefix("seed")), r)  # newest first: keep it
     return out
 
 

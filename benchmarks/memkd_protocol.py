@@ -72,7 +72,7 @@ def student_base(train: dict, experiment: str) -> dict:
 
 
 def search(dataset: str, method: str, teacher_uri: str, train: dict, n_trials: int, storage: str,
-           experiment: str, sampler_seed: int = 0, pruner: str = "median") -> Choice:
+           experiment: str, sampler_seed: int = 0, pruner: str = "none") -> Choice:
     """Run (or resume) the method's study until ``n_trials`` trials finished; return its choice."""
     space = SPACES[method]
     if not space:
