@@ -1,6 +1,6 @@
 """Learning curves of the MemKD benchmark's final runs, per method: what a table row hides.
 
-Reads the final runs (tag ``tdml.bench=memkd-full``) of one dataset from a bench_memkd store
+Reads the final runs (``memkd_protocol.finished_finals``) of one dataset from a bench_memkd store
 and summarises, per method over its seeds: validation AUC-PRC at fixed epochs (what a pruner
 sees at its checks), best and last epoch, how many seeds hit the epoch cap (still improving),
 and the distillation terms' share of the training loss at the first and the best epoch
@@ -22,6 +22,7 @@ from pathlib import Path
 import mlflow
 from mlflow.tracking import MlflowClient
 
+from memkd_protocol import finished_finals
 from tdml import tracking
 
 CHECKS = (25, 50, 100, 200, 300, 400)  # epochs (0-based steps) at which the curves are read
@@ -30,14 +31,10 @@ CURVES = ("val_auc_prc", "val_ce", "train_loss", "train_gt")
 
 def final_runs(client: MlflowClient, dataset: str, experiment: str | None):
     exps = [client.get_experiment_by_name(experiment)] if experiment else client.search_experiments()
-    ids = [e.experiment_id for e in exps if e is not None]
-    runs = client.search_runs(ids, "tags.`tdml.bench` = 'memkd-full' and attributes.status = 'FINISHED'",
-                              max_results=5000)
     out: dict[str, dict[int, object]] = {}
-    for r in runs:
-        ds, method, seed = r.data.tags.get("tdml.bench_key", "//").split("/")
+    for _, ds, method, seed, r in finished_finals(client, [e.experiment_id for e in exps if e is not None]):
         if ds == dataset:
-            out.setdefault(method, {}).setdefault(int(seed.removeprefix("seed")), r)  # newest first: keep it
+            out.setdefault(method, {}).setdefault(seed, r)  # newest first: keep it
     return out
 
 

@@ -164,6 +164,17 @@ def pick(metrics: dict) -> dict:
     return {k: float(metrics[k]) for k in keys if k in metrics}
 
 
+def finished_finals(client: MlflowClient, experiment_ids: list[str]):
+    """The benchmark's finished final runs (newest first) as (key, dataset, method, seed, run)."""
+    runs = client.search_runs(experiment_ids, f"tags.`tdml.bench` = '{BENCH_TAG}' and attributes.status = 'FINISHED'",
+                              max_results=5000)
+    for r in runs:
+        key = r.data.tags.get("tdml.bench_key", "")
+        if key:
+            ds, method, seed = key.split("/")
+            yield key, ds, method, int(seed[len("seed"):]), r
+
+
 def recover_finals(experiment: str, have: set[str]) -> list[dict]:
     """Final runs that finished in MLflow but have no line in records.jsonl (a crash between the
     two): their records rebuilt from the run's metrics and tags."""
@@ -172,15 +183,11 @@ def recover_finals(experiment: str, have: set[str]) -> list[dict]:
     if exp is None:
         return []
     out = []
-    runs = client.search_runs([exp.experiment_id], f"tags.`tdml.bench` = '{BENCH_TAG}' and attributes.status = 'FINISHED'",
-                              max_results=5000)
-    for r in runs:
-        key = r.data.tags.get("tdml.bench_key", "")
-        if not key or key in have or "test_auc_prc" not in r.data.metrics:
+    for key, ds, method, seed, r in finished_finals(client, [exp.experiment_id]):
+        if key in have or "test_auc_prc" not in r.data.metrics:
             continue
-        ds, method, seed = key.split("/")
         m = r.data.metrics
-        out.append({"dataset": ds, "method": method, "seed": int(seed[len("seed"):]),
+        out.append({"dataset": ds, "method": method, "seed": seed,
                     "params": json.loads(r.data.tags.get("tdml.bench_params", "{}")), **pick(m),
                     "run_wall_s": (r.info.end_time - r.info.start_time) / 1000, "n_params": int(m.get("n_params", 0)),
                     "latency_ms": m.get("cpu_latency_ms_b32", float("nan")),
