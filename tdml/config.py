@@ -247,6 +247,8 @@ class TrainConfig:
 
 # where a distill run keeps its frozen teacher's outputs (tdml.teacher_cache)
 TeacherCacheMode = Literal["disk", "memory", "recompute"]
+# how it stores them (handed out as float32 either way; tdml.cache_rows)
+CacheDtype = Literal["float32", "float16", "bfloat16"]
 
 
 @dataclass(frozen=True)
@@ -303,6 +305,7 @@ class DistillRunConfig:
     # Cached outputs equal recomputed ones to float32 rounding; at the full ETTh1 budget the two
     # give the same results in distribution (docs/results.md).
     teacher_cache: TeacherCacheMode = "disk"
+    teacher_cache_dtype: CacheDtype = "float32"
     train: TrainConfig = field(default_factory=lambda: TrainConfig(lr=0.01, lr_schedule="type1", patience=5))
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
 

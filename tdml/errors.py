@@ -26,6 +26,10 @@ class IncompatibleTeacherError(TdmlError):
     """A teacher whose shape or task does not match the requested distillation."""
 
 
+class CacheError(TdmlError):
+    """A teacher cache that cannot be written or would not fit (disk, size bound, dtype range)."""
+
+
 class Stopped(KeyboardInterrupt):
     """The process was told to stop (SIGTERM from `docker compose stop`, a scheduler, scaling
     down; SIGINT from Ctrl-C). A KeyboardInterrupt, so every layer treats it as an interruption:

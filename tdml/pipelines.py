@@ -161,7 +161,7 @@ def distill_in_run(layers: Layers | dict[str, Any], callbacks=()) -> RunSummary:
         t_cache = time.perf_counter()
         cached = teacher_outputs(teacher, f"{mv.name}/{mv.version}/{mv.run_id}", data, "train",
                                  loss.teacher_features(), cfg.data.batch_size, resolve_device(cfg.train.device),
-                                 cfg.teacher_cache)
+                                 cfg.teacher_cache, cfg.teacher_cache_dtype)
         tracking.set_tags({"tdml.teacher_cache": f"{cfg.teacher_cache}: {cached.source}" if cached else "recompute"})
         tracking.log_metrics({"teacher_cache_seconds": time.perf_counter() - t_cache})
     objective = Distillation(student, teacher, loss, loss.weights(), task, cfg.target_weight, cached)
@@ -302,7 +302,7 @@ def _check_teacher(teacher, meta: dict, data) -> None:
 def _teacher_predictions(teacher, mv, data, split: str, cfg) -> torch.Tensor:
     """The teacher's predictions on ``split`` in loader order ([N, ...], float32, CPU)."""
     held = teacher_outputs(teacher, f"{mv.name}/{mv.version}/{mv.run_id}", data, split, (), cfg.data.batch_size,
-                           resolve_device(cfg.train.device), cfg.teacher_cache)
+                           resolve_device(cfg.train.device), cfg.teacher_cache, cfg.teacher_cache_dtype)
     if held is not None:
         return held.pred
     return predictions(teacher, data.loader(split, cfg.data.batch_size), resolve_device(cfg.train.device)).pred

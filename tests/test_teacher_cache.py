@@ -14,6 +14,7 @@ from tdml.data import load_data
 from tdml.distill.timedistill import TimeDistillLoss
 from tdml.models import build_model
 from tdml.tasks import TASKS
+from tdml.errors import CacheError
 from tdml.teacher_cache import cache_key, teacher_outputs
 from tdml.train import Distillation
 
@@ -56,7 +57,7 @@ def test_disk_entries_are_reused_and_keyed_by_teacher_and_data(parts, tmp_path, 
     again = teacher_outputs(teacher, "t/1", data, "train", names, 64, CPU, "disk")
     assert (first.source, again.source) == ("computed", "disk")
     torch.testing.assert_close(again.pred, first.pred)
-    torch.testing.assert_close(again.features["encoder"], first.features["encoder"])
+    torch.testing.assert_close(again.full("encoder"), first.full("encoder"))
     assert len(list(tmp_path.iterdir())) == 1  # no temporary folder left behind
     other_data = load_data(DataConfig(seq_len=48, pred_len=12, data_path=None, split="ratio"))
     keys = {cache_key("t/1", data, "train", names), cache_key("t/2", data, "train", names),
@@ -82,9 +83,11 @@ def test_the_cache_is_bounded_least_recently_used_first(parts, tmp_path, monkeyp
     assert kept == {cache_key(t, data, "train", names) for t in ("t/1", "t/3")}  # t/2: least recently used
     torch.testing.assert_close(first.pred, teacher_outputs(teacher, "t/1", data, "train", names, 16, CPU,
                                                            "disk").pred)  # an open entry still reads
-    monkeypatch.setenv("TDML_CACHE_MAX_GB", "0")  # a bound below one entry keeps the new one
-    teacher_outputs(teacher, "t/4", data, "train", names, 16, CPU, "disk")
-    assert {d.name for d in tmp_path.iterdir()} == {cache_key("t/4", data, "train", names)}
+    monkeypatch.setenv("TDML_CACHE_MAX_GB", str(0.5 * entry_bytes / 1e9))  # below one entry: refused
+    with pytest.raises(CacheError, match=r"needs 0\.\d+ GB, more than the cache bound.*TDML_CACHE_MAX_GB.*"
+                                         r"teacher_cache=recompute.*teacher_cache_dtype=float16"):
+        teacher_outputs(teacher, "t/4", data, "train", names, 16, CPU, "disk")
+    assert kept == {d.name for d in tmp_path.iterdir()}  # refused before anything was written or evicted
 
 
 def _metrics(client, *extra):
