@@ -236,6 +236,8 @@ class TrainConfig:
     progress: bool = True
     max_batches: int = 0  # >0 caps batches per epoch (smoke tests only)
     grad_clip: float = 0.0  # >0: clip the global gradient norm to this before each step
+    # training forwards in bf16 / fp16 autocast (tdml.precision: what each device supports)
+    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
 
     def validate(self):
         require(self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}")

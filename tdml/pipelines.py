@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from tdml import tracking
+from tdml import precision, tracking
 from tdml.config import DataConfig, TeacherRunConfig, coerce_dataclass, deep_merge, to_dict
 from tdml.data import load_data
 from tdml.distill import LOSSES
@@ -271,7 +271,9 @@ def _log_wall(t0: float, mlflow_t0: float) -> None:
 
 
 def _resolved(cfg, data):
-    """The config with the data's actual window lengths in place of 0 = "default"."""
+    """The config with the data's actual window lengths in place of 0 = "default"; a training
+    precision the device cannot run is refused here, before any work (tdml.precision)."""
+    precision.check(cfg.train.precision, resolve_device(cfg.train.device))
     d = data.dims
     return dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, seq_len=d.seq_len, pred_len=d.pred_len))
 

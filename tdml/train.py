@@ -20,6 +20,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from tdml import precision
 from tdml.config import TrainConfig
 from tdml.data.batching import INDEX
 from tdml.contracts import ModelOutput, run_model
@@ -69,7 +70,7 @@ class Supervised(Objective):
 
     def terms(self, batch):
         pred = run_model(self.model, batch).pred
-        return {"loss": self.task.target_loss(pred, batch["y"])}
+        return {"loss": self.task.target_loss(precision.full(pred), batch["y"])}
 
     def predict(self, batch):
         return run_model(self.model, batch).pred
@@ -106,7 +107,7 @@ class Distillation(Objective):
 
     def terms(self, batch):
         s = run_model(self.student, batch)
-        out = {"gt": self.task.target_loss(s.pred, batch["y"])}
+        out = {"gt": self.task.target_loss(precision.full(s.pred), batch["y"])}
         if self._needs_teacher:
             if self.cached is not None and INDEX in batch and self.training:
                 t = self.cached.lookup(batch[INDEX], batch["x"].device)
@@ -175,6 +176,8 @@ def fit(objective: Objective, train_loader, val_loader, cfg: TrainConfig,
     objective.to(device)
     params = [p for p in objective.parameters() if p.requires_grad]
     opt = adam(params, cfg)
+    precision.check(cfg.precision, device)
+    scaler = precision.grad_scaler(cfg.precision, device)
     task = objective.task
     best_state, best_val, best_epoch, bad_epochs = None, None, -1, 0
     result = FitResult(best_epoch=-1, best_val={})
@@ -193,16 +196,14 @@ def fit(objective: Objective, train_loader, val_loader, cfg: TrainConfig,
                 break
             check_stop()  # a stop signal some library call swallowed still ends the run here
             batch = to_device(batch, device)
-            terms = objective.terms(batch)
+            with precision.autocast(cfg.precision, device):
+                terms = objective.terms(batch)
             loss = terms["loss"]
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"non-finite training loss at epoch {epoch + 1}, batch {i}: "
                                          f"{ {k: float(v) for k, v in terms.items()} }; lower lr")
             opt.zero_grad(set_to_none=True)
-            loss.backward()
-            if cfg.grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
-            opt.step()
+            _step(loss, opt, params, cfg.grad_clip, scaler)
             for k, v in terms.items():
                 sums[k] = sums.get(k, 0.0) + float(v.detach())
             n += 1
@@ -230,6 +231,23 @@ def fit(objective: Objective, train_loader, val_loader, cfg: TrainConfig,
     result.best_epoch, result.best_val = best_epoch, best_val
     result.seconds = time.perf_counter() - t0
     return result
+
+
+def _step(loss: torch.Tensor, opt, params, grad_clip: float, scaler) -> None:
+    """Backward and update; with an fp16 gradient scaler the loss is scaled and the step skipped
+    on overflow (the scaler's rule), clipping acting on the unscaled gradients."""
+    if scaler is None:
+        loss.backward()
+        if grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(params, grad_clip)
+        opt.step()
+        return
+    scaler.scale(loss).backward()
+    if grad_clip > 0:
+        scaler.unscale_(opt)
+        torch.nn.utils.clip_grad_norm_(params, grad_clip)
+    scaler.step(opt)
+    scaler.update()
 
 
 def _fmt(d: dict[str, float]) -> str:

@@ -136,3 +136,70 @@ def test_classification_runs_with_cache_equal_the_runs_without(method, tmp_path)
             metrics.append(_metrics(client)[0])
         for k in ("test_auc_prc", "test_accuracy", "best_val_ce"):
             assert metrics[1][k] == pytest.approx(metrics[0][k], rel=1e-6), k
+
+
+def _failed_with(client, message: str) -> None:
+    run = runs_of(client, "student")[0]
+    assert run.info.status == "FAILED" and message in run.data.tags["tdml.error"], run.data.tags.get("tdml.error")
+
+
+QUICK = ["--set", "tracking.register=false", "--set", "tracking.diagnostics=false"]
+
+
+def test_compact_cache_dtypes_run_and_match_float32(forecast_store):
+    uri = "models:/synthetic-itransformer-L48-H12@champion"
+    got = {}
+    for dtype in ("float32", "float16", "bfloat16"):
+        assert main([*tiny_distill_args(uri), *QUICK, "--set", f"teacher_cache_dtype={dtype}"]) == 0
+        got[dtype] = _metrics(forecast_store)[0]["test_mse"]
+    assert got["float16"] == pytest.approx(got["float32"], rel=1e-3)  # 11 mantissa bits of the outputs
+    assert got["bfloat16"] == pytest.approx(got["float32"], rel=2e-2)
+
+
+def test_an_unwritable_cache_folder_fails_the_run_and_says_so(forecast_store, tmp_path, monkeypatch):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv("TDML_CACHE_DIR", str(blocker / "cache"))  # root ignores chmod; a file never holds folders
+    assert main([*tiny_distill_args("models:/synthetic-itransformer-L48-H12@champion"), *QUICK]) == 2
+    _failed_with(forecast_store, f"the teacher cache folder {blocker / 'cache'} is not writable")
+    _failed_with(forecast_store, "set TDML_CACHE_DIR to a writable folder")
+
+
+def test_a_cache_over_the_bound_fails_before_training_with_size_and_fix(forecast_store, monkeypatch):
+    monkeypatch.setenv("TDML_CACHE_MAX_GB", "0.000001")
+    monkeypatch.setenv("TDML_CACHE_DIR", str(forecast_store.tracking_uri.split("///")[1]) + "-cache")
+    assert main([*tiny_distill_args("models:/synthetic-itransformer-L48-H12@champion"), *QUICK]) == 2
+    _failed_with(forecast_store, "more than the cache bound TDML_CACHE_MAX_GB=1e-06")
+    run = runs_of(forecast_store, "student")[0]
+    assert "epoch" not in " ".join(forecast_store.get_run(run.info.run_id).data.metrics)  # nothing trained
+
+
+def test_fp16_autocast_on_cpu_is_refused_before_training(forecast_store):
+    assert main([*tiny_distill_args("models:/synthetic-itransformer-L48-H12@champion"), *QUICK,
+                 "--set", "train.precision=fp16", "--set", "train.device=cpu"]) == 2
+    _failed_with(forecast_store, "train.precision=fp16 is not supported on cpu (CPU autocast has no fast float16 "
+                                 "path); supported here: fp32")
+
+
+def test_bf16_on_a_cpu_without_it_is_refused(forecast_store, monkeypatch):
+    import tdml.precision
+
+    monkeypatch.setattr(tdml.precision, "cpu_has_bf16", lambda: False)  # this CPU's own answer, overridden
+    assert main([*tiny_distill_args("models:/synthetic-itransformer-L48-H12@champion"), *QUICK,
+                 "--set", "train.precision=bf16", "--set", "train.device=cpu"]) == 2
+    _failed_with(forecast_store, "train.precision=bf16 is not supported on cpu (this CPU has neither AVX-512 BF16 "
+                                 "nor AMX); supported here: fp32")
+
+
+def test_bf16_training_runs_where_the_cpu_has_it(forecast_store):
+    import tdml.precision
+
+    if not tdml.precision.cpu_has_bf16():
+        pytest.skip("this CPU has neither AVX-512 BF16 nor AMX")
+    uri = "models:/synthetic-itransformer-L48-H12@champion"
+    assert main([*tiny_distill_args(uri), *QUICK, "--set", "train.precision=bf16", "--epochs", "2"]) == 0
+    bf16 = _metrics(forecast_store)[0]
+    assert main([*tiny_distill_args(uri), *QUICK, "--epochs", "2"]) == 0
+    fp32 = _metrics(forecast_store)[0]
+    assert bf16["test_mse"] != fp32["test_mse"]  # the forwards really ran in bf16
+    assert bf16["test_mse"] == pytest.approx(fp32["test_mse"], rel=0.1)

@@ -184,3 +184,26 @@ def test_feature_distillation_refuses_mismatched_feature_layout():
     other = build_model("mlp", Dims(seq_len=48, n_channels=4, pred_len=12), {"d_model": 8})
     with pytest.raises(IncompatibleTeacherError, match="set beta=0"):
         TimeDistillLoss.from_models(TimeDistillConfig(), student, other)
+
+
+@pytest.mark.parametrize("kind, n_params", [("reference", 16 * 32 + 32 + 32 * 32 + 32), ("linear", 16 * 32 + 32),
+                                             ("lowrank", 16 * 4 + 4 * 32 + 32)])
+def test_regressor_kinds_map_teacher_width_to_student_width(kind, n_params):
+    dims = Dims(seq_len=48, n_channels=3, pred_len=12, n_marks=4)
+    teacher = build_model("itransformer", dims, {"d_model": 16, "n_heads": 2, "d_ff": 16})
+    student = build_model("mlp", dims, {"d_model": 32})
+    loss = TimeDistillLoss.from_models(TimeDistillConfig(regressor=kind, regressor_rank=4), student, teacher)
+    assert sum(p.numel() for p in loss.regressor.parameters()) == n_params
+    x = torch.randn(4, 48, 3)
+    terms = loss(ModelOutput(*student.forward_features(x)), ModelOutput(*teacher.forward_features(x)))
+    sum(terms.values()).backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in loss.regressor.parameters())
+
+
+def test_terms_stay_float32_under_bf16_autocast():
+    s, t = torch.randn(4, 24, 3), torch.randn(4, 24, 3)
+    want = multi_period_loss(s, t, 0.5, 1) + multi_scale_loss(s, t, 3, 1)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        got = multi_period_loss(s.bfloat16(), t, 0.5, 1) + multi_scale_loss(s.bfloat16(), t, 3, 1)
+    assert got.dtype == torch.float32
+    torch.testing.assert_close(got, want, rtol=2e-2, atol=1e-4)  # only the inputs' bf16 rounding differs

@@ -20,10 +20,16 @@ from tdml.config import require
 from tdml.distill.base import LOSSES, DistillationLoss, ModelOutput
 from tdml.distill.fused import MultiScaleMSE, PeriodKL, spectrum
 from tdml.errors import IncompatibleTeacherError
+from tdml.precision import full
 
 # 'reference': the reference code's F.kl_div(log(P_s + 1e-8), P_t, reduction='mean') = KL / bins;
 # 'full': the full KL per (sample, channel) distribution = bins x 'reference' (multi_period_loss).
 KLMode = Literal["reference", "full"]
+# The feature regressor R (teacher width -> student width): 'reference' is the reference code's
+# Linear -> ReLU -> Linear, as large as the student (half a distilled step's arithmetic on
+# ETTh1); 'linear' one Linear; 'lowrank' Linear(D -> r) -> Linear(r -> d), r = regressor_rank.
+# Which is the default is decided on validation data (docs/results.md, "The method decision").
+RegressorKind = Literal["reference", "linear", "lowrank"]
 
 
 @dataclass
@@ -35,12 +41,15 @@ class TimeDistillConfig:
     temperature: float = 0.5  # tau of the period distribution softmax
     scales: int = 3  # number of AvgPool(2) down-samplings S (scales 0..S)
     kl_mode: KLMode = "reference"
+    regressor: RegressorKind = "reference"
+    regressor_rank: int = 64  # for regressor=lowrank
 
     def validate(self):
         require(self.alpha >= 0, f"alpha must be >= 0 (0 disables prediction distillation), got {self.alpha}")
         require(self.beta >= 0, f"beta must be >= 0 (0 disables feature distillation), got {self.beta}")
         require(self.temperature > 0, f"temperature must be > 0, got {self.temperature}")
         require(self.scales >= 0, f"scales must be >= 0, got {self.scales}")
+        require(self.regressor_rank >= 1, f"regressor_rank must be >= 1, got {self.regressor_rank}")
 
 
 def multi_scale_loss(s: torch.Tensor, t: torch.Tensor, scales: int, dim: int) -> torch.Tensor:
@@ -50,7 +59,15 @@ def multi_scale_loss(s: torch.Tensor, t: torch.Tensor, scales: int, dim: int) ->
     trailing odd element. Pooling is linear, so the difference is pooled once (equal to pooling
     both sides up to float rounding). One autograd node (``tdml.distill.fused``).
     """
-    return MultiScaleMSE.apply(s.movedim(dim, -1), t.movedim(dim, -1), scales)
+    with _float32(s):
+        return MultiScaleMSE.apply(full(s).movedim(dim, -1), full(t).movedim(dim, -1), scales)
+
+
+def _float32(like: torch.Tensor):
+    """The terms run in float32 under mixed precision (tdml.precision): their FFT, softmax and
+    pooling sums lose the small differences they measure in bf16."""
+    return torch.autocast(like.device.type, enabled=False)
+
 
 
 def period_distribution(x: torch.Tensor, temperature: float, dim: int) -> torch.Tensor:
@@ -87,15 +104,24 @@ def multi_period_loss(s: torch.Tensor, t: torch.Tensor, temperature: float, dim:
     """
     if s.shape[dim] < 2:  # a length-1 axis has no non-DC frequency
         return s.new_zeros(())
-    return PeriodKL.apply(s.movedim(dim, -1), t.movedim(dim, -1), temperature, kl_mode == "full", log_eps)
+    with _float32(s):
+        return PeriodKL.apply(full(s).movedim(dim, -1), full(t).movedim(dim, -1), temperature,
+                              kl_mode == "full", log_eps)
+
+
+REGRESSORS = {
+    "reference": lambda d_t, d_s, r: nn.Sequential(nn.Linear(d_t, d_s), nn.ReLU(), nn.Linear(d_s, d_s)),
+    "linear": lambda d_t, d_s, r: nn.Sequential(nn.Linear(d_t, d_s)),
+    "lowrank": lambda d_t, d_s, r: nn.Sequential(nn.Linear(d_t, r, bias=False), nn.Linear(r, d_s)),
+}
 
 
 class FeatureRegressor(nn.Module):
-    """R: Linear(D_teacher -> d) -> ReLU -> Linear(d -> d), applied per channel."""
+    """R: teacher feature width -> student feature width, applied per channel (``REGRESSORS``)."""
 
-    def __init__(self, d_teacher: int, d_student: int):
+    def __init__(self, d_teacher: int, d_student: int, kind: RegressorKind = "reference", rank: int = 64):
         super().__init__()
-        self.net = nn.Sequential(nn.Linear(d_teacher, d_student), nn.ReLU(), nn.Linear(d_student, d_student))
+        self.net = REGRESSORS[kind](d_teacher, d_student, rank)
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         return self.net(h)
@@ -116,7 +142,8 @@ class TimeDistillLoss(DistillationLoss):
         super().__init__(cfg)
         cfg = self.cfg
         self.student_feature, self.teacher_feature = student_feature, teacher_feature
-        self.regressor = FeatureRegressor(d_teacher, d_student) if cfg.beta > 0 else None
+        self.regressor = (FeatureRegressor(d_teacher, d_student, cfg.regressor, cfg.regressor_rank)
+                          if cfg.beta > 0 else None)
 
     @classmethod
     def from_models(cls, cfg: TimeDistillConfig, student, teacher) -> "TimeDistillLoss":
