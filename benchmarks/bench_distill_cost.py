@@ -8,9 +8,12 @@
    the cache (``disk``: first run computes the entry, the second reads it), each for the
    same fixed number of epochs; seconds per epoch and whole-run wall time, as ratios to the
    plain run. Every run is logged in MLflow (experiment ``tdml-bench-cost``).
+3. ``--variants linear lowrank bf16 ...``: instead of 1 and 2, each cheaper form of the method
+   (issue 26) against plain in back-to-back pairs, ``--rounds`` passes, median ratio.
 
     TDML_DATA_DIR=../shared/data OMP_NUM_THREADS=1 python benchmarks/bench_distill_cost.py \
         --teacher models:/etth1-itransformer-L720-H96@champion --epochs 2
+    ... --epochs 2 --rounds 3 --variants reference linear lowrank bf16 linear+bf16
 """
 
 from __future__ import annotations
@@ -123,8 +126,13 @@ def main() -> None:
     ap.add_argument("--experiment", default="tdml-bench-cost")
     ap.add_argument("--rounds", type=int, default=1,
                     help="(plain, cached) pairs; >1 also prints the per-pair ratios and their median")
+    ap.add_argument("--variants", nargs="*", choices=list(VARIANTS),
+                    help="only the (plain, variant) pairs of these method variants (issue 26), --rounds passes")
     args = ap.parse_args()
     torch.manual_seed(0)
+    if args.variants:
+        print(variant_pairs(args.teacher, args.epochs, args.experiment, args.variants, args.rounds))
+        return
     with tracking.start_run(args.experiment, "profile of one step", "benchmark"):
         prof = profile(args.teacher, args.steps)
         tracking.log_metrics({"ms_" + re.sub(r"[^A-Za-z0-9_]+", "_", k).strip("_"): v for k, v in prof.items()})
@@ -147,6 +155,41 @@ def main() -> None:
     if args.rounds > 1:
         with tracking.start_run(args.experiment, f"per-epoch ratio, {args.rounds} pairs", "benchmark"):
             print(pair_ratios(rows))
+
+
+# the cheaper forms of issue 26's method decision, each measured in (plain, variant) pairs
+VARIANTS = {
+    "reference": {},
+    "linear": {"loss": {"regressor": "linear"}},
+    "lowrank": {"loss": {"regressor": "lowrank", "regressor_rank": 64}},
+    "bf16": {"train": {"precision": "bf16"}},
+    "linear+bf16": {"loss": {"regressor": "linear"}, "train": {"precision": "bf16"}},
+}
+
+
+def variant_pairs(uri: str, epochs: int, experiment: str, names: list[str], rounds: int) -> str:
+    """Per-epoch ratio to plain of each variant (cache read from disk), in ``rounds`` passes of
+    (plain, variant 1, plain, variant 2, ...) back to back, so each ratio's plain run is its
+    neighbour; the median over passes is the figure."""
+    ratios: dict[str, list[float]] = {n: [] for n in names}
+    for _ in range(rounds):
+        for name in names:
+            pair = []
+            for label, extra in (PLAIN, (f"MLP + TimeDistill, {name}", {"teacher_cache": "disk", **VARIANTS[name]})):
+                raw = {"teacher": uri, **extra,
+                       "train": {"epochs": epochs, "patience": epochs + 1, "progress": False, **extra.get("train", {})},
+                       "tracking": {"register": False, "diagnostics": False, "log_model": False}}
+                with tracking.start_run(experiment, label, "student"):
+                    s = distill_in_run(raw)
+                pair.append(s.metrics["train_seconds"] / s.metrics["epochs_run"])
+            ratios[name].append(pair[1] / pair[0])
+    with tracking.start_run(experiment, f"per-epoch ratio of each variant, {rounds} passes", "benchmark"):
+        tracking.log_metrics({f"median_epoch_ratio_{re.sub(r'[^a-z0-9]+', '_', n)}": statistics.median(v)
+                              for n, v in ratios.items()})
+    lines = ["| variant | per-epoch ratio to plain, each pass | median |", "|---|---|---:|"]
+    lines += [f"| {n} | {', '.join(f'{r:.2f}' for r in v)} | **{statistics.median(v):.2f}×** |"
+              for n, v in ratios.items()]
+    return "\n".join(lines)
 
 
 def pair_ratios(rows: list[dict]) -> str:

@@ -8,7 +8,9 @@ budget (the dataset's epochs, lr 0.01 type1, patience 5) for each seed, in these
 - ``alone``: ``method=none`` (the baseline a default must beat);
 - ``reference``: TimeDistill as shipped (regressor Linear -> ReLU -> Linear);
 - ``linear``, ``lowrank``: the cheaper regressors (``loss.regressor``; rank 64);
-- ``bf16``: the reference form with ``train.precision=bf16`` (CPUs with AVX-512 BF16 / AMX).
+- ``bf16``: the reference form with ``train.precision=bf16`` (CPUs with AVX-512 BF16 / AMX);
+- ``cache-fp16``, ``cache-bf16`` (on request, ``--variants``): the reference form with its teacher
+  outputs stored in 16 bits (``teacher_cache_dtype``; issue 26 item 2).
 
 Each run reports its best validation MSE (the selection metric) and seconds per epoch; the
 test split is read once per run at the end (reported, never used to choose). The table gives
@@ -46,7 +48,11 @@ VARIANTS = {
     "linear": {"loss": {"regressor": "linear"}},
     "lowrank": {"loss": {"regressor": "lowrank", "regressor_rank": 64}},
     "bf16": {"loss": {"regressor": "reference"}, "train": {"precision": "bf16"}},
+    # item 2: the reference form reading its teacher outputs from a float16 / bfloat16 cache
+    "cache-fp16": {"teacher_cache_dtype": "float16"},
+    "cache-bf16": {"teacher_cache_dtype": "bfloat16"},
 }
+DEFAULT_VARIANTS = ["alone", "reference", "linear", "lowrank", "bf16"]
 DATASETS = ("etth1", "ettm1", "weather")
 
 
@@ -125,7 +131,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results/method_decision"))
     ap.add_argument("--seeds", type=int, nargs="+", default=[2021, 2022, 2023])
     ap.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=DATASETS)
-    ap.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    ap.add_argument("--variants", nargs="+", default=DEFAULT_VARIANTS, choices=list(VARIANTS))
     ap.add_argument("--experiment", default="tdml-bench-method-decision")
     ap.add_argument("--max-batches", type=int, default=0, help="cap batches/epoch (smoke runs only)")
     ap.add_argument("--report", action="store_true", help="only rebuild the table from the MLflow record")

@@ -19,9 +19,9 @@ from plotly.subplots import make_subplots
 from tdml.distill.timedistill import period_distribution
 
 
-def _spectrum(x: np.ndarray) -> np.ndarray:
-    """Mean amplitude |rFFT| over windows, DC dropped: [C, F]."""
-    return np.abs(np.fft.rfft(x, axis=1))[:, 1:].mean(axis=0).T
+def _spectrum_sum(x: np.ndarray) -> np.ndarray:
+    """Amplitude |rFFT| summed over windows, DC dropped: [C, F] (float64)."""
+    return np.abs(np.fft.rfft(x.astype(np.float64), axis=1))[:, 1:].sum(axis=0).T
 
 
 def _pooled(x: np.ndarray, k: int) -> np.ndarray:
@@ -29,6 +29,12 @@ def _pooled(x: np.ndarray, k: int) -> np.ndarray:
     for _ in range(k):
         t = F.avg_pool1d(t, 2)
     return t.numpy()
+
+
+# windows per chunk: every statistic below is a mean over windows, accumulated chunk by chunk so
+# the FFTs, distributions and pooled copies of a wide split (Electricity's test split: 5,165
+# windows x 96 x 321) never exist for the whole split at once
+CHUNK = 256
 
 
 # one colour per series in every subplot, so the legend names what each line is
@@ -49,15 +55,37 @@ def fft_diagnostics(series: dict[str, np.ndarray], columns: list[str], out_dir: 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     H = next(iter(series.values())).shape[1]
+    N = next(iter(series.values())).shape[0]
     freqs = np.arange(1, H // 2 + 1)
     periods = H / freqs
+    pairs = [(a, b) for a, b in (("teacher", "student"), ("ground_truth", "student"),
+                                 ("ground_truth", "teacher")) if a in series and b in series]
+    levels = [k for k in range(scales + 1) if H // 2**k >= 1]
+    amp_sum = {src: 0.0 for src in series}
+    p_sum = {src: 0.0 for src in series}
+    kl_sum = {pair: 0.0 for pair in pairs}
+    sq_sum = {(src, k): 0.0 for src in series if src != "ground_truth" for k in levels}
+    sq_n = {k: 0 for k in levels}
+    for i in range(0, N, CHUNK):
+        chunk = {src: arr[i:i + CHUNK] for src, arr in series.items()}
+        logp = {}
+        for src, x in chunk.items():
+            amp_sum[src] = amp_sum[src] + _spectrum_sum(x)
+            p = period_distribution(torch.from_numpy(np.ascontiguousarray(x)).float(), temperature, dim=1)  # [n, C, F]
+            p_sum[src] = p_sum[src] + p.double().sum(0).numpy()
+            logp[src] = (p, p.clamp_min(1e-12).log())
+        for a, b in pairs:  # KL(P_a || P_b) per channel, summed over windows
+            pa, la = logp[a]
+            kl_sum[(a, b)] = kl_sum[(a, b)] + (pa * (la - logp[b][1])).sum(-1).double().sum(0).numpy()
+        gt_pooled = {k: _pooled(chunk["ground_truth"], k) for k in levels}
+        for k in levels:
+            sq_n[k] += gt_pooled[k].size
+            for src, x in chunk.items():
+                if src != "ground_truth":
+                    sq_sum[(src, k)] += float(((_pooled(x, k) - gt_pooled[k]).astype(np.float64) ** 2).sum())
     spec_rows, dist_rows, top_rows = [], [], []
-    dists: dict[str, torch.Tensor] = {}
-    for src, arr in series.items():
-        amp = _spectrum(arr)  # [C, F]
-        p = period_distribution(torch.from_numpy(arr).float(), temperature, dim=1)  # [N, C, F]
-        dists[src] = p
-        pmean = p.mean(0).numpy()
+    for src in series:
+        amp, pmean = amp_sum[src] / N, p_sum[src] / N  # [C, F]
         for c, col in enumerate(columns):
             for f, per, a, q in zip(freqs, periods, amp[c], pmean[c]):
                 spec_rows.append((src, col, int(f), float(per), float(a)))
@@ -67,25 +95,9 @@ def fft_diagnostics(series: dict[str, np.ndarray], columns: list[str], out_dir: 
     spec = pd.DataFrame(spec_rows, columns=["source", "channel", "freq_index", "period", "amplitude"])
     dist = pd.DataFrame(dist_rows, columns=["source", "channel", "freq_index", "period", "probability"])
     top = pd.DataFrame(top_rows, columns=["source", "channel", "rank", "period", "amplitude"])
-
-    def kl(a: str, b: str) -> np.ndarray:  # KL(P_a || P_b) per channel, mean over windows
-        pa, pb = dists[a], dists[b]
-        return (pa * (pa.clamp_min(1e-12).log() - pb.clamp_min(1e-12).log())).sum(-1).mean(0).numpy()
-
-    pairs = [(a, b) for a, b in (("teacher", "student"), ("ground_truth", "student"),
-                                 ("ground_truth", "teacher")) if a in series and b in series]
-    kl_df = pd.DataFrame({"channel": columns, **{f"kl_{a}_{b}": kl(a, b) for a, b in pairs}})
-
-    gt = series["ground_truth"]
-    err_rows = []
-    for src, arr in series.items():
-        if src == "ground_truth":
-            continue
-        for k in range(scales + 1):
-            if H // 2**k < 1:
-                break
-            err_rows.append((src, k, float(((_pooled(arr, k) - _pooled(gt, k)) ** 2).mean())))
-    err = pd.DataFrame(err_rows, columns=["source", "scale", "mse"])
+    kl_df = pd.DataFrame({"channel": columns, **{f"kl_{a}_{b}": kl_sum[(a, b)] / N for a, b in pairs}})
+    err = pd.DataFrame([(src, k, sq_sum[(src, k)] / sq_n[k]) for src in series if src != "ground_truth"
+                        for k in levels], columns=["source", "scale", "mse"])
 
     for name, df in (("spectrum", spec), ("period_distribution", dist), ("top_periods", top),
                      ("kl_per_channel", kl_df), ("error_per_scale", err)):

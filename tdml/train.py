@@ -26,7 +26,7 @@ from tdml.data.batching import INDEX
 from tdml.contracts import ModelOutput, run_model
 from tdml.distill.base import weighted_sum
 from tdml.runstate import check_stop
-from tdml.tasks import MetricAccumulator, Task
+from tdml.tasks import Task
 
 log = logging.getLogger(__name__)
 
@@ -147,19 +147,18 @@ def _lr_for_epoch(cfg: TrainConfig, epoch: int) -> float:
 
 
 @torch.no_grad()
-def evaluate(objective: Objective, loader: Iterable[dict], device: torch.device | None = None,
-             keep: bool = False) -> tuple[dict[str, float], MetricAccumulator]:
-    """Task metrics of ``objective.predict`` over a whole loader (every window, no drop)."""
+def evaluate(objective: Objective, loader: Iterable[dict], device: torch.device | None = None):
+    """Task metrics of ``objective.predict`` over a whole loader (every window, no drop), and
+    the task's accumulator they came from (``Task.new_accumulator``)."""
     device = device or next(objective.parameters()).device
     was_training = objective.training
     objective.eval()
-    acc = MetricAccumulator()
+    acc = objective.task.new_accumulator()
     for batch in loader:
         batch = to_device(batch, device)
         acc.add(objective.predict(batch), batch["y"])
     objective.train(was_training)
-    metrics = objective.task.metrics(*acc.tensors())
-    return metrics, (acc if keep else MetricAccumulator())
+    return acc.result(), acc
 
 
 def adam(params: list[torch.Tensor], cfg: TrainConfig) -> torch.optim.Adam:

@@ -76,3 +76,20 @@ def test_matches_sklearn_multiclass():
 def test_bad_input(scores, labels):
     with pytest.raises(ValueError):
         classification_metrics(scores, labels)
+
+
+def test_streamed_forecast_metrics_equal_the_whole_split_ones():
+    import torch
+
+    from tdml.tasks import TASKS, forecast_metrics
+
+    g = torch.Generator().manual_seed(0)
+    preds = [torch.randn(b, 12, 5, generator=g) for b in (32, 32, 7)]
+    ys = [torch.randn(b, 12, 5, generator=g) for b in (32, 32, 7)]
+    acc = TASKS.get("forecast").new_accumulator()
+    for p, y in zip(preds, ys):
+        acc.add(p, y)
+    assert not hasattr(acc, "preds")  # nothing of the split is kept
+    whole = forecast_metrics(torch.cat(preds), torch.cat(ys))
+    for k, v in acc.result().items():
+        assert v == pytest.approx(whole[k], rel=1e-12)
