@@ -218,8 +218,10 @@ def max_bytes() -> int:
 def evict(keep: Path | None = None, limit: int | None = None) -> list[Path]:
     """Delete the least recently used entries until the cache fits ``limit`` bytes; ``keep``
     (the entry just written) stays. Safe while other processes read: a memory-mapped file
-    stays readable after it is unlinked, and a reader that finds an entry gone recomputes."""
+    stays readable after it is unlinked (its open file descriptor), and a reader that finds an
+    entry gone recomputes it. Temporary folders of writers that died (a day untouched) go too."""
     root, limit = cache_root(), max_bytes() if limit is None else limit
+    _remove_abandoned(root)
     sized = _entries(root)
     total, gone = sum(size for _, size, _ in sized), []
     for _, size, d in sorted(sized, key=lambda e: e[0]):
@@ -231,6 +233,21 @@ def evict(keep: Path | None = None, limit: int | None = None) -> list[Path]:
         total -= size
         gone.append(d)
     return gone
+
+
+ABANDONED_S = 24 * 3600  # a temporary entry folder untouched this long belongs to a dead writer
+
+
+def _remove_abandoned(root: Path) -> None:
+    if not root.is_dir():
+        return
+    now = time.time()
+    for d in root.iterdir():
+        try:
+            if d.name.startswith(".") and d.is_dir() and now - d.stat().st_mtime > ABANDONED_S:
+                shutil.rmtree(d, ignore_errors=True)
+        except FileNotFoundError:
+            continue
 
 
 def _entries(root: Path) -> list[tuple[float, int, Path]]:

@@ -203,3 +203,19 @@ def test_bf16_training_runs_where_the_cpu_has_it(forecast_store):
     fp32 = _metrics(forecast_store)[0]
     assert bf16["test_mse"] != fp32["test_mse"]  # the forwards really ran in bf16
     assert bf16["test_mse"] == pytest.approx(fp32["test_mse"], rel=0.1)
+
+
+def test_a_dead_writers_temporary_folder_is_cleaned_up_later(parts, tmp_path, monkeypatch):
+    import os
+    import time
+
+    data, teacher, _, loss = parts
+    monkeypatch.setenv("TDML_CACHE_DIR", str(tmp_path))
+    stale, fresh = tmp_path / ".abc-123-old", tmp_path / ".def-456-new"
+    for d in (stale, fresh):
+        d.mkdir()
+        (d / "__pred__.bin").write_bytes(b"\0" * 64)
+    old = time.time() - 2 * 24 * 3600
+    os.utime(stale, (old, old))
+    teacher_outputs(teacher, "t/9", data, "train", loss.teacher_features(), 16, CPU, "disk")
+    assert not stale.exists() and fresh.exists()  # a writer still at work keeps its folder
