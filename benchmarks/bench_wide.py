@@ -99,6 +99,16 @@ class Bench:
         print(f"[{shape}] {name}: peak RSS {rss / 1e9:.2f} GB, {wall:.0f} s", flush=True)
         return rec[name]
 
+    def registered(self, teacher: dict) -> bool:
+        from mlflow.exceptions import MlflowException
+        from mlflow.tracking import MlflowClient
+
+        try:
+            MlflowClient(f"sqlite:///{self.db}").get_model_version_by_alias(teacher["tdml.registered_model"], "champion")
+            return True
+        except MlflowException:
+            return False
+
     def shape(self, shape: str) -> None:
         n_rows, n_channels, freq = WIDE_SHAPES[shape]
         data = self.out / "data" / f"synth-{shape}.csv"  # not a catalog name: generic defaults
@@ -106,6 +116,9 @@ class Bench:
             data.parent.mkdir(parents=True, exist_ok=True)
             make_synthetic(n_rows, n_channels, freq=freq).to_csv(data, index=False)
         common = ["--data-path", str(data.resolve()), "--seq-len", str(SEQ), "--pred-len", str(PRED)]
+        rec = self.records.get(shape, {})
+        if "teacher" in rec and "distilled" not in rec and not self.registered(rec["teacher"]):
+            rec.pop("teacher")  # a fresh checkout has the records but not the store: train it again
         teacher = self.step(shape, "teacher", ["train-teacher", *common, "--model", "itransformer", "--epochs", "1",
                                                *sum((["--set", f"model_params.{k}={v}"] for k, v in TEACHER.items()), [])],
                             "teacher")

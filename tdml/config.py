@@ -303,7 +303,7 @@ class DistillRunConfig:
     loss: dict = field(default_factory=dict)  # that loss's Config fields (its ``Config`` beside it in tdml.distill)
     target_weight: float = 1.0  # weight of the ground-truth loss
     # the frozen teacher's train-split outputs: computed once and shared through
-    # $TDML_CACHE_DIR (disk, memory-mapped), once per run (memory), or every step (recompute).
+    # $TDML_CACHE_DIR (disk, streamed: constant memory), once per run (memory), or every step (recompute).
     # Cached outputs equal recomputed ones to float32 rounding; at the full ETTh1 budget the two
     # give the same results in distribution (docs/results.md).
     teacher_cache: TeacherCacheMode = "disk"

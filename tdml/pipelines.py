@@ -30,7 +30,8 @@ from tdml.resolve import ENTRY_DEFAULTS, Layers, resolve_distill, resolve_teache
 from tdml.runstate import global_rng
 from tdml.tasks import TASKS
 from tdml.teacher_cache import teacher_outputs
-from tdml.train import Distillation, Supervised, evaluate, fit, predictions, resolve_device, seed_everything
+from tdml.train import (Distillation, Supervised, evaluate, fit, predictions, resolve_device, score,
+                        seed_everything)
 
 log = logging.getLogger(__name__)
 
@@ -170,7 +171,7 @@ def distill_in_run(layers: Layers | dict[str, Any], callbacks=()) -> RunSummary:
     # the frozen teacher's predictions on the scored split: once, from the cache when on (a
     # study's trials share the validation split's entry), for its metrics and the diagnostics
     t_pred = _teacher_predictions(teacher, mv, data, split, cfg)
-    teacher_test = _split_metrics(task, t_pred, data.loader(split, cfg.data.batch_size))
+    teacher_test = score(task, t_pred, data.loader(split, cfg.data.batch_size))
     example = _example_batch(data)
     lat_s = cpu_latency_ms(student, example, repeats=cfg.tracking.latency_repeats)
     lat_t = _teacher_latency(teacher, mv, example, cfg.tracking)
@@ -299,16 +300,6 @@ def _check_teacher(teacher, meta: dict, data) -> None:
     if meta.get("dataset") != data.name:
         tracking.set_tags({"tdml.warning": f"teacher trained on {meta.get('dataset')!r}, "
                                            f"distilling on {data.name!r}"})
-
-
-def _split_metrics(task, pred: torch.Tensor, loader) -> dict[str, float]:
-    """A split's metrics of predictions already made, against its targets batch by batch (the
-    task's accumulator: no second copy of a wide split)."""
-    acc, i = task.new_accumulator(), 0
-    for b in loader:
-        acc.add(pred[i:i + len(b["y"])], b["y"])
-        i += len(b["y"])
-    return acc.result()
 
 
 def _teacher_predictions(teacher, mv, data, split: str, cfg) -> torch.Tensor:

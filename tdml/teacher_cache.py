@@ -217,7 +217,7 @@ def max_bytes() -> int:
 
 def evict(keep: Path | None = None, limit: int | None = None) -> list[Path]:
     """Delete the least recently used entries until the cache fits ``limit`` bytes; ``keep``
-    (the entry just written) stays. Safe while other processes read: a memory-mapped file
+    (the entry just written) stays. Safe while other processes read: an open row file
     stays readable after it is unlinked (its open file descriptor), and a reader that finds an
     entry gone recomputes it. Temporary folders of writers that died (a day untouched) go too."""
     root, limit = cache_root(), max_bytes() if limit is None else limit
