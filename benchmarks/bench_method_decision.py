@@ -96,7 +96,8 @@ def records(experiment: str) -> list[dict]:
     for key, run in finished(experiment).items():
         if key.startswith("teacher-"):
             continue
-        ds, variant, seed = key.rsplit("-", 2)
+        ds, rest = key.split("-", 1)  # dataset names have no dash; variant names may
+        variant, seed = rest.rsplit("-", 1)
         m = run.data.metrics
         out.append({"dataset": ds, "variant": variant, "seed": int(seed[1:]), "best_val_mse": m["best_val_mse"],
                     "test_mse": m["test_mse"], "epochs_run": int(m["epochs_run"]),
