@@ -164,6 +164,7 @@ VARIANTS = {
     "lowrank": {"loss": {"regressor": "lowrank", "regressor_rank": 64}},
     "bf16": {"train": {"precision": "bf16"}},
     "linear+bf16": {"loss": {"regressor": "linear"}, "train": {"precision": "bf16"}},
+    "lowrank+bf16": {"loss": {"regressor": "lowrank", "regressor_rank": 64}, "train": {"precision": "bf16"}},
 }
 
 
