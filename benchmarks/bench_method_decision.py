@@ -35,13 +35,11 @@ import csv
 import statistics
 from pathlib import Path
 
-import mlflow
-
+from bench_timedistill_etth1 import KEY_TAG, finished  # same key tag, same resume rule
 from tdml import tracking
 from tdml.pipelines import distill_in_run, train_teacher_in_run
 from tdml.resolve import resolve_teacher
 
-KEY_TAG = "tdml.bench_key"
 VARIANTS = {
     "alone": {"method": "none"},
     "reference": {"loss": {"regressor": "reference"}},
@@ -54,15 +52,6 @@ VARIANTS = {
 }
 DEFAULT_VARIANTS = ["alone", "reference", "linear", "lowrank", "bf16"]
 DATASETS = ("etth1", "ettm1", "weather")
-
-
-def finished(experiment: str) -> dict[str, mlflow.entities.Run]:
-    client = mlflow.MlflowClient()
-    exp = client.get_experiment_by_name(experiment)
-    if exp is None:
-        return {}
-    runs = client.search_runs([exp.experiment_id], "attributes.status = 'FINISHED'", max_results=5000)
-    return {r.data.tags[KEY_TAG]: r for r in runs if KEY_TAG in r.data.tags}
 
 
 def run_all(args) -> None:

@@ -37,7 +37,7 @@ LABELS = {"teacher": "teacher iTransformer", "mlp-alone": "MLP alone (no teacher
 PUBLISHED_AVG = {"mlp-distilled": (0.43, 0.441)}
 
 
-def _finished(experiment: str) -> dict[str, mlflow.entities.Run]:
+def finished(experiment: str) -> dict[str, mlflow.entities.Run]:
     client = mlflow.MlflowClient()
     exp = client.get_experiment_by_name(experiment)
     if exp is None:
@@ -51,7 +51,7 @@ def run_all(args) -> None:
     budget = {"progress": False, "max_batches": args.max_batches}
     for seed in args.seeds:
         for h in args.horizons:
-            done = _finished(args.experiment)
+            done = finished(args.experiment)
             key = f"teacher-H{h}-s{seed}"
             alias = f"bench{seed}"
             if key not in done:
@@ -75,7 +75,7 @@ def run_all(args) -> None:
 
 
 def report(experiment: str, horizons: list[int]) -> str:
-    done = _finished(experiment)
+    done = finished(experiment)
     rows: dict[tuple[str, int], list[tuple[float, float]]] = {}
     seeds: set[str] = set()
     for key, run in done.items():

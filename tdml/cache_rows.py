@@ -34,7 +34,7 @@ def check_range(t: torch.Tensor, dtype: str, name: str) -> None:
     """float16 overflow is an error, not a silent inf in every later loss."""
     if dtype == "float16" and t.numel() and float(t.abs().max()) > FP16_MAX:
         raise CacheError(f"teacher output {name!r} has values beyond float16's range (|x| > {FP16_MAX:g}); "
-                            f"use teacher_cache_dtype=bfloat16 or float32")
+                         f"use teacher_cache_dtype=bfloat16 or float32")
 
 
 def encode(t: torch.Tensor, dtype: str, name: str) -> bytes:

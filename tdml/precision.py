@@ -61,5 +61,6 @@ def autocast(precision: str, device: torch.device):
     return torch.autocast(device_type=device.type, dtype=DTYPE[precision])
 
 
-def grad_scaler(precision: str, device: torch.device) -> torch.amp.GradScaler | None:
-    return torch.amp.GradScaler(device.type) if precision == "fp16" else None
+def grad_scaler(precision: str, device: torch.device) -> torch.amp.GradScaler:
+    """fp16's loss scaling; disabled (every call passes straight through) for the others."""
+    return torch.amp.GradScaler(device.type, enabled=precision == "fp16")

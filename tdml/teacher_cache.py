@@ -59,7 +59,6 @@ class TeacherOutputs:
 
     columns: dict[str, Rows]
     source: str  # "computed" | "disk"
-    dtype: str = "float32"
 
     def lookup(self, index: torch.Tensor, device: torch.device) -> ModelOutput:
         idx = index.cpu().numpy()
@@ -176,7 +175,7 @@ def teacher_outputs(teacher, teacher_id: str, data, split: str, features: tuple[
     loader = data.loader(split, batch_size)  # unshuffled: row i is window i
     n = _n_rows(loader)
     if mode == "memory":
-        return TeacherOutputs(_compute_memory(teacher, loader, features, device, n, dtype), "computed", dtype)
+        return TeacherOutputs(_compute_memory(teacher, loader, features, device, n, dtype), "computed")
     path = cache_root() / cache_key(teacher_id, data, split, features, dtype)
     source = "disk" if (path / "complete").is_file() else "computed"
     for attempt in range(2):
@@ -187,7 +186,7 @@ def teacher_outputs(teacher, teacher_id: str, data, split: str, features: tuple[
             columns = {k: FileRows(path / f"{k}.bin") for k in (PRED, *features)}
             now = time.time()  # last use, for eviction (explicit: file-system clocks are coarse)
             os.utime(path / "complete", (now, now))
-            return TeacherOutputs(columns, source, dtype)
+            return TeacherOutputs(columns, source)
         except FileNotFoundError:  # evicted by another process between the check and the read
             source = "computed"
     raise CacheError(f"the teacher cache entry {path} was deleted twice while this run opened it: another "

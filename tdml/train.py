@@ -242,15 +242,9 @@ def fit(objective: Objective, train_loader, val_loader, cfg: TrainConfig,
     return result
 
 
-def _step(loss: torch.Tensor, opt, params, grad_clip: float, scaler) -> None:
-    """Backward and update; with an fp16 gradient scaler the loss is scaled and the step skipped
-    on overflow (the scaler's rule), clipping acting on the unscaled gradients."""
-    if scaler is None:
-        loss.backward()
-        if grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(params, grad_clip)
-        opt.step()
-        return
+def _step(loss: torch.Tensor, opt, params, grad_clip: float, scaler: torch.amp.GradScaler) -> None:
+    """Backward and update through the gradient scaler (a pass-through unless fp16: then the
+    loss is scaled, the step skipped on overflow, clipping acts on unscaled gradients)."""
     scaler.scale(loss).backward()
     if grad_clip > 0:
         scaler.unscale_(opt)
