@@ -44,16 +44,26 @@ def timed(fn):
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         t = time.perf_counter()
-        _local.mlflow_depth = getattr(_local, "mlflow_depth", 0) + 1
         try:
-            return fn(*args, **kwargs)
+            with shielded():
+                return fn(*args, **kwargs)
         finally:
             add_mlflow_seconds(time.perf_counter() - t)
-            _local.mlflow_depth -= 1
-            if not _local.mlflow_depth:
-                check_stop()
 
     return wrapper
+
+
+@contextmanager
+def shielded() -> Iterator[None]:
+    """A store write (MLflow, Optuna) that a stop signal must not cut in half: a stop landing
+    inside it is raised when the outermost shielded call returns."""
+    _local.shield_depth = getattr(_local, "shield_depth", 0) + 1
+    try:
+        yield
+    finally:
+        _local.shield_depth -= 1
+        if not _local.shield_depth:
+            check_stop()
 
 
 _stops: list[str] = []  # stop signals received by this process (the main thread's handler)
@@ -61,9 +71,10 @@ _stops: list[str] = []  # stop signals received by this process (the main thread
 
 def stop(signal_name: str, frame=None) -> None:
     """The stop-signal handler's action (``frame``: where the signal interrupted): raise
-    ``Stopped`` now, or later at a safe point. Later when the signal landed inside an MLflow call
-    (unwinding mid-write can leave the store's transaction open, and the run's own KILLED update
-    then waits on it: raised when the call returns) or inside a finalizer (an exception in
+    ``Stopped`` now, or later at a safe point. Later when the signal landed inside a store write
+    (``shielded``: MLflow and Optuna calls; unwinding mid-write can leave the store's
+    transaction open, and the run's own KILLED update then waits on it: raised when the call
+    returns) or inside a finalizer (an exception in
     ``__del__`` -- e.g. GitPython's, which MLflow's source tags create -- is printed and
     swallowed: raised at the next training step or MLflow call). The stop is remembered, so
     code that swallows one interruption meets it again at ``check_stop``."""
@@ -71,8 +82,13 @@ def stop(signal_name: str, frame=None) -> None:
     in_finalizer = False
     while frame is not None and not in_finalizer:
         in_finalizer, frame = frame.f_code.co_name == "__del__", frame.f_back
-    if not getattr(_local, "mlflow_depth", 0) and not in_finalizer:
+    if not getattr(_local, "shield_depth", 0) and not in_finalizer:
         check_stop()
+
+
+def stop_received() -> str | None:
+    """The last stop signal this process received (None if none)."""
+    return _stops[-1] if _stops else None
 
 
 def check_stop() -> None:

@@ -75,7 +75,7 @@ def test_a_stopped_worker_fails_its_trial_and_queues_it_again(tmp_path):
             proc.kill()
         assert proc.returncode == 128 + signal.SIGTERM.value, out
         study = optuna.load_study(study_name=name, storage=storage)
-        assert sorted(t.state.name for t in study.trials) == ["FAIL", "WAITING"]
+        assert sorted(t.state.name for t in study.trials) == ["FAIL", "WAITING"], out
         failed = next(t for t in study.trials if t.state == TrialState.FAIL)
         waiting = next(t for t in study.trials if t.state == TrialState.WAITING)
         # the same parameters, queued for the next worker to take now (not after a grace period)
@@ -137,3 +137,38 @@ def test_a_stop_inside_an_mlflow_call_is_raised_when_the_call_returns():
             runstate.check_stop()
     finally:
         runstate.clear_stops()
+
+
+def test_a_stop_that_a_library_turned_into_its_own_error_still_queues_the_trial(tmp_path, mlflow_store):
+    """The stop can land where a library catches the interruption and raises its own error (or
+    inside an Optuna write): the trial is queued again whenever the worker was told to stop."""
+    import mlflow
+
+    from tdml import runstate
+    from tdml.errors import Stopped
+    from tdml.studies import load_spec
+    from tdml.tuning.kinds import StudyKind
+    from tdml.tuning.objective import make_objective
+
+    class Interrupted(StudyKind):
+        def run(self, overrides, callbacks, final):
+            callbacks[0](0, {}, {"mse": 1.0}, 1e-3)  # one pruner report: an Optuna write
+            try:
+                runstate.stop("SIGTERM")  # what the handler does when the signal lands here ...
+            except Stopped:
+                raise RuntimeError("a library's own error") from None  # ... in a library that converts it
+
+    spec = load_spec(write_spec(tmp_path / "s.yaml", tiny_spec(n_trials=1)))
+    study = optuna.create_study(storage=f"sqlite:///{tmp_path / 'optuna.db'}", study_name=spec.name)
+    try:
+        with mlflow.start_run(experiment_id=mlflow.create_experiment("signals")) as parent:
+            objective = make_objective(spec, Interrupted(spec), parent.info.run_id, tmp_path / "artifacts")
+            with pytest.raises((RuntimeError, Stopped)):
+                study.optimize(objective, n_trials=1, catch=())
+    finally:
+        runstate.clear_stops()
+    states = sorted(t.state.name for t in study.trials)
+    assert states == ["FAIL", "WAITING"]
+    failed, waiting = study.trials
+    assert waiting.system_attrs["fixed_params"] == failed.params
+    assert waiting.user_attrs["tdml.retry_of_stopped"] == failed.number

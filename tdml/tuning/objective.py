@@ -3,6 +3,7 @@ monitor metric reported to the pruner every epoch, the objective values logged b
 
 from __future__ import annotations
 
+import logging
 import tempfile
 from pathlib import Path
 from typing import Callable
@@ -11,11 +12,13 @@ import optuna
 from optuna.storages import RetryHeartbeatStaleTrialCallback
 from optuna.trial import TrialState
 
-from tdml import pipelines, tracking
+from tdml import pipelines, runstate, tracking
 from tdml.errors import ConfigError, Stopped
 from tdml.studies import StudySpec
 from tdml.tuning.kinds import StudyKind
 from tdml.tuning.storage import _experimental_ok
+
+log = logging.getLogger(__name__)
 
 
 class PruningReporter:
@@ -28,8 +31,10 @@ class PruningReporter:
         if self.metric is None:
             return
         value = val_metrics[self.metric]
-        self.trial.report(value, epoch)
-        if self.trial.should_prune():
+        with runstate.shielded():
+            self.trial.report(value, epoch)
+            prune = self.trial.should_prune()
+        if prune:
             raise optuna.TrialPruned(f"epoch {epoch + 1}: val_{self.metric}={value:.5g}")
 
 
@@ -38,20 +43,24 @@ def make_objective(spec: StudySpec, kind: StudyKind, parent_run_id: str, store_d
     store = optuna.artifacts.FileSystemArtifactStore(str(store_dir))
 
     def objective(trial: optuna.Trial):
+        try:
+            return one_trial(trial)
+        except BaseException:
+            if runstate.stop_received():  # this worker stops: the trial (FAIL) is queued again for any worker, now
+                _requeue(trial)
+            raise
+
+    def one_trial(trial: optuna.Trial):
         overrides = kind.search_space(trial)
         tags = {"tdml.study": spec.name, "tdml.trial_number": trial.number,
                 "tdml.retry_of": _retried_from(trial)}
         with tracking.start_run("", f"trial {trial.number} · {spec.name}", "trial", tags, parent_run_id=parent_run_id,
                                 stopped_on=(optuna.TrialPruned,)) as run:
-            trial.set_user_attr("mlflow_run_id", run.info.run_id)
-            trial.set_user_attr("mlflow_run_url", tracking.run_url(run.info.run_id, run.info.experiment_id))
-            trial.set_user_attr("mlflow_parent_run_id", parent_run_id)
-            try:
-                summary = kind.run(overrides, [PruningReporter(trial, monitor)], final=False)
-            except Stopped:  # this worker stops: the trial (FAIL) is queued again for any worker, now
-                trial.study.enqueue_trial(trial.params, user_attrs={"tdml.retry_of_stopped": trial.number},
-                                          skip_if_exists=False)
-                raise
+            with runstate.shielded():
+                trial.set_user_attr("mlflow_run_id", run.info.run_id)
+                trial.set_user_attr("mlflow_run_url", tracking.run_url(run.info.run_id, run.info.experiment_id))
+                trial.set_user_attr("mlflow_parent_run_id", parent_run_id)
+            summary = kind.run(overrides, [PruningReporter(trial, monitor)], final=False)
             values = [objective_value(summary, o.metric) for o in spec.objectives]
             # the trial's value(s) under their own names: a per-epoch metric such as val_mse
             # shows its last epoch in MLflow's run view, not the best checkpoint's score
@@ -60,6 +69,20 @@ def make_objective(spec: StudySpec, kind: StudyKind, parent_run_id: str, store_d
         return values
 
     return objective
+
+
+def _requeue(trial: optuna.Trial) -> None:
+    """Queue a stopped trial's parameters again. Whatever the stop interrupted (a store write, a
+    library that turned the interruption into its own error), the retry is written; a failure to
+    write it is logged, not raised over the stop."""
+    try:
+        with runstate.shielded():
+            trial.study.enqueue_trial(trial.params, user_attrs={"tdml.retry_of_stopped": trial.number},
+                                      skip_if_exists=False)
+    except Stopped:
+        pass  # the stop being handled, raised again as the write returned: the retry is written
+    except Exception as e:  # noqa: BLE001 - the worker is stopping either way; say what was not queued
+        log.warning("could not queue stopped trial %d again (params %s): %s", trial.number, trial.params, e)
 
 
 def objective_value(summary: pipelines.RunSummary, metric: str) -> float:
