@@ -38,7 +38,7 @@ def _int(text: str) -> int | None:
 # option -> (dotted config key, type); "" / 0 from MLproject defaults mean "not given" where noted
 DATA_OPTS = {"dataset": ("data.dataset", str), "data_path": ("data.data_path", str),
              "seq_len": ("data.seq_len", _int), "pred_len": ("data.pred_len", _int),
-             "batch_size": ("data.batch_size", _int)}
+             "batch_size": ("data.batch_size", _int), "duplicates": ("data.duplicates", str)}
 TRAIN_OPTS = {"epochs": ("train.epochs", _int), "lr": ("train.lr", _float), "seed": ("train.seed", _int),
               "patience": ("train.patience", _int), "device": ("train.device", str)}
 TRACK_OPTS = {"alias": ("tracking.alias", str), "experiment": ("tracking.experiment", str),

@@ -209,6 +209,7 @@ class DataConfig:
     pred_len: int = 0  # 0 = 24 for forecasting; unused for classification
     batch_size: int = 32
     split: str | None = None  # override the catalog's split rule (tdml.data.splits.SPLITS)
+    duplicates: str = "keep"  # rows repeating a timestamp: keep (benchmark convention) | drop
 
     @property
     def label(self) -> str:
@@ -222,6 +223,8 @@ class DataConfig:
         require(self.seq_len == 0 or self.seq_len >= 2, f"seq_len must be >= 2 (or 0 for the default), got {self.seq_len}")
         require(self.pred_len >= 0, f"pred_len must be >= 1 (or 0 for the default), got {self.pred_len}")
         require(self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}")
+        require(self.duplicates in ("keep", "drop"),
+                f"data.duplicates must be 'keep' (the benchmark convention) or 'drop', got {self.duplicates!r}")
 
 
 @dataclass(frozen=True)

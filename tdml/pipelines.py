@@ -90,7 +90,6 @@ def train_teacher_in_run(cfg: TeacherRunConfig, callbacks=()) -> RunSummary:
     tracking.log_params({"model_params": dataclasses.asdict(model.params)})
     tracking.log_params({"model": cfg.model, **_headline(cfg, data)})
     _log_inputs(data, cfg.tracking.final_split)
-    tracking.log_params({f"data.{k}": v for k, v in data.describe().items()})
     tracking.log_metrics({"n_params": n_params})
     objective = Supervised(model, task)
     split = cfg.tracking.final_split
@@ -154,7 +153,6 @@ def distill_in_run(layers: Layers | dict[str, Any], callbacks=()) -> RunSummary:
     _log_inputs(data, cfg.tracking.final_split)
     tracking.log_params({"method": cfg.method, "teacher": uri, "student": cfg.student, **_headline(cfg, data),
                          **{k: v for k, v in dataclasses.asdict(loss_cfg).items() if k in HEADLINE_LOSS}})
-    tracking.log_params({f"data.{k}": v for k, v in data.describe().items()})
     n_student, n_teacher = student.n_parameters(), teacher.n_parameters()
     tracking.log_metrics({"n_params": n_student, "teacher_n_params": n_teacher})
     cached = None
@@ -200,9 +198,14 @@ def distill_in_run(layers: Layers | dict[str, Any], callbacks=()) -> RunSummary:
 
 
 def _log_inputs(data, final_split: str) -> None:
-    """train and val always; test only for a run that reads it (never inside a search)."""
+    """The data's params and hygiene tags; its splits as MLflow datasets: train and val always,
+    test only for a run that reads it (never inside a search)."""
+    described = data.describe()
+    tracking.log_params({f"data.{k}": v for k, v in described.items()})
+    if getattr(data, "hygiene", None):
+        tracking.set_tags(data.hygiene.tags())
     splits = ("train", "val") + (("test",) if final_split == "test" else ())
-    tracking.log_inputs(data, splits, data.describe().get("source", data.name))
+    tracking.log_inputs(data, splits, described.get("source", data.name))
 
 
 HEADLINE_LOSS = ("alpha", "beta", "temperature", "scales", "kl_mode", "weight")

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import mlflow
+import pandas as pd
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
@@ -174,7 +175,11 @@ def log_inputs(data, splits: tuple[str, ...], source: str) -> None:
     for split in splits:
         with warnings.catch_warnings():  # MLflow registers two local-source classes; both fit
             warnings.filterwarnings("ignore", "The specified dataset source can be interpreted")
-            ds = mlflow.data.from_numpy(data.split_array(split), source=source, name=f"{data.name}-{split}")
+            rows, columns = data.split_array(split), getattr(data, "columns", None)
+            if columns and rows.ndim == 2 and rows.shape[1] == len(columns):  # the schema names the columns
+                ds = mlflow.data.from_pandas(pd.DataFrame(rows, columns=columns), source=source, name=f"{data.name}-{split}")
+            else:
+                ds = mlflow.data.from_numpy(rows, source=source, name=f"{data.name}-{split}")
         # Two runs logging the same new dataset at once race on the store's unique key
         # (trials with n_jobs > 1, workers): serialise threads, retry once across processes.
         with _INPUT_LOCK:

@@ -68,10 +68,11 @@ def resolve(spec: DatasetSpec, directory: Path | None = None, allow_download: bo
     directory = directory or data_dir()
     path = directory / spec.filename
     if path.is_file():
-        if spec.sha256 and sha256_of(path) != spec.sha256:
+        got = sha256_of(path) if spec.sha256 else None
+        if got and got != spec.sha256:
             raise DataError(
-                f"{path} does not match the catalog checksum of {spec.name} "
-                f"(expected sha256 {spec.sha256}); delete it to re-download, or pass it with "
+                f"{path} does not match the catalog checksum of {spec.name}: expected sha256 "
+                f"{spec.sha256}, got {got}; delete it to re-download, or pass it with "
                 f"--data-path to use it as a custom file."
             )
         return path

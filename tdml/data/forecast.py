@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +13,7 @@ from tdml.config import DataConfig
 from tdml.data.batching import INDEX, EpochOrder
 from tdml.data.catalog import CATALOG
 from tdml.data.download import resolve, sha256_of
+from tdml.data.hygiene import Hygiene, check_order, clean_columns, parse_dates
 from tdml.data.splits import SPLITS
 from tdml.data.synthetic import make_synthetic
 from tdml.data.timefeatures import infer_freq, time_features
@@ -23,7 +24,7 @@ SPLIT_NAMES = ("train", "val", "test")
 DEFAULT_SEQ_LEN, DEFAULT_PRED_LEN = 96, 24  # used when DataConfig leaves them at 0
 
 
-def read_csv(path: str | Path) -> pd.DataFrame:
+def read_csv(path: str | Path, duplicates: str = "keep") -> tuple[pd.DataFrame, Hygiene]:
     """Read a Time-Series-Library CSV (optional ``date`` column + numeric columns), checked."""
     path = Path(path)
     if not path.is_file():
@@ -32,15 +33,17 @@ def read_csv(path: str | Path) -> pd.DataFrame:
         df = pd.read_csv(path)
     except Exception as e:  # pandas raises many parser error types
         raise DataError(f"could not parse {path} as CSV: {e}") from None
-    return check_frame(df, str(path))
+    return check_frame(df, str(path), duplicates)
 
 
-def check_frame(df: pd.DataFrame, source: str) -> pd.DataFrame:
+def check_frame(df: pd.DataFrame, source: str, duplicates: str = "keep") -> tuple[pd.DataFrame, Hygiene]:
+    """The frame with clean column names, parsed dates in time order and (policy) duplicates
+    dropped, after the checks every source gets; and the report of what was found."""
+    report = Hygiene()
+    df = clean_columns(df, source, report)
     if "date" in df.columns:
-        try:
-            df["date"] = pd.to_datetime(df["date"])
-        except (ValueError, TypeError) as e:
-            raise DataError(f"{source}: the 'date' column has values that are not dates ({e})") from None
+        df = df.assign(date=parse_dates(df["date"], source))
+        df = check_order(df, source, duplicates, report)
     values = df.drop(columns=["date"], errors="ignore")
     if values.shape[1] == 0:
         raise DataError(f"{source}: no numeric columns besides 'date'")
@@ -54,7 +57,8 @@ def check_frame(df: pd.DataFrame, source: str) -> pd.DataFrame:
         detail = ", ".join(f"{c!r} ({n} missing)" for c, n in nans.items())
         raise DataError(f"{source}: missing values (NaN) in {detail}; fill or drop them first "
                         f"(e.g. df.interpolate().bfill()) -- tdml does not impute silently")
-    return df
+    report.warn(source)
+    return df, report
 
 
 @dataclass
@@ -78,6 +82,7 @@ class ForecastData:
     freq: str | None
     source: str
     sha256: str | None
+    hygiene: Hygiene = field(default_factory=Hygiene)
 
     @property
     def dims(self) -> Dims:
@@ -136,24 +141,28 @@ class WindowLoader:
             yield batch
 
 
-def load_frame(cfg: DataConfig) -> tuple[str, pd.DataFrame, str, str | None, str | None]:
-    """(name, frame, split rule, source, sha256) for a config: a file, a catalog name or 'synthetic'."""
+def load_frame(cfg: DataConfig) -> tuple[str, pd.DataFrame, Hygiene, str, str | None, str | None]:
+    """(name, frame, hygiene report, split rule, source, sha256) for a config: a file, a catalog
+    name or 'synthetic'."""
     if cfg.data_path:
         path = Path(cfg.data_path).expanduser()
         spec = CATALOG.get(cfg.dataset) if cfg.dataset in CATALOG else None
-        return cfg.label, read_csv(path), (spec.split if spec else "ratio"), str(path), sha256_of(path) if path.is_file() else None
+        df, report = read_csv(path, cfg.duplicates)
+        return cfg.label, df, report, (spec.split if spec else "ratio"), str(path), sha256_of(path)
     if cfg.dataset == "synthetic":
-        return "synthetic", check_frame(make_synthetic(), "synthetic"), "ratio", "tdml.data.synthetic", None
+        df, report = check_frame(make_synthetic(), "synthetic", cfg.duplicates)
+        return "synthetic", df, report, "ratio", "tdml.data.synthetic", None
     if cfg.dataset not in CATALOG:
         raise DataError(f"unknown dataset {cfg.dataset!r}; valid datasets: synthetic, "
                         f"{', '.join(CATALOG.names())} (or pass --data-path to any CSV)")
     spec = CATALOG.get(cfg.dataset)
     path = resolve(spec)
-    return spec.name, read_csv(path), spec.split, str(path), sha256_of(path)
+    df, report = read_csv(path, cfg.duplicates)
+    return spec.name, df, report, spec.split, str(path), sha256_of(path)
 
 
 def load_forecast_data(cfg: DataConfig) -> ForecastData:
-    name, df, split_rule, source, sha = load_frame(cfg)
+    name, df, report, split_rule, source, sha = load_frame(cfg)
     split_fn = SPLITS.get(cfg.split or split_rule)
     values_df = df.drop(columns=["date"], errors="ignore")
     values = values_df.to_numpy(dtype=np.float64)
@@ -183,4 +192,4 @@ def load_forecast_data(cfg: DataConfig) -> ForecastData:
                  None if dates is None else dates[a:b])
         for s, (a, b) in borders.items()
     }
-    return ForecastData(name, list(values_df.columns), L, H, splits, mean, std, freq, source, sha)
+    return ForecastData(name, list(values_df.columns), L, H, splits, mean, std, freq, source, sha, report)
