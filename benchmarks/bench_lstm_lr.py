@@ -1,4 +1,5 @@
-"""Does the LSTM train stably at a given lr / gradient clipping? Validation only (issue 14, item 2-3).
+"""Does the LSTM train stably at a given lr / gradient clipping / schedule? Validation only
+(issue 14, items 2-3; issue 23, item 1: the regime selection).
 
 Trains ``--model`` alone (plain cross-entropy: for ``lstm_student`` this is the Base row of the
 MemKD table) per dataset × setting × seed at the full budget (<= 500 epochs, early stopping on
@@ -16,6 +17,12 @@ loss rises by > 20 %).
     OMP_NUM_THREADS=1 TDML_DATA_DIR=../shared/data python benchmarks/bench_lstm_lr.py \\
         --model lstm_student --datasets Trace MoteStrain --settings 0.1 0.03 0.01
     ... --model lstm_teacher --datasets Trace --settings 0.01 0.01:1.0 0.001   # lr[:grad_clip]
+    ... --settings 0.003 0.1::plateau 0.1::step 0.1::cosine   # lr[:grad_clip[:schedule]]
+
+A setting without a schedule trains at a constant lr; ``plateau`` / ``step`` / ``cosine`` use
+tdml.schedules with their defaults (plateau: x0.5 after 10 epochs without a new best validation
+CE; step: x0.5 every 50 epochs; cosine to 0 over ``--epochs``), so "initial lr" means what
+MemKD's paper says for each reading of its decay.
 """
 
 from __future__ import annotations
@@ -38,7 +45,7 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", default="lstm_student")
     p.add_argument("--datasets", nargs="+", default=["Trace", "MoteStrain"])
-    p.add_argument("--settings", nargs="+", default=["0.1", "0.03", "0.01"], help="lr or lr:grad_clip")
+    p.add_argument("--settings", nargs="+", default=["0.1", "0.03", "0.01"], help="lr[:grad_clip[:schedule]]")
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     p.add_argument("--epochs", type=int, default=500)
     p.add_argument("--patience", type=int, default=50)
@@ -106,13 +113,13 @@ def main(argv=None) -> int:
     for ds in a.datasets:
         prior = _prior(ds)
         for setting in a.settings:
-            lr, _, clip = setting.partition(":")
+            lr, clip, schedule = (setting.split(":") + ["", ""])[:3]
             for seed in a.seeds:
                 if (ds, setting, seed) in done:
                     continue
                 raw = {"data": {"dataset": f"ucr:{ds}"}, "model": a.model,
                        "train": {"lr": float(lr), "grad_clip": float(clip or 0), "seed": seed, "epochs": a.epochs,
-                                 "patience": a.patience, "lr_schedule": "constant", "progress": False,
+                                 "patience": a.patience, "lr_schedule": schedule or "constant", "progress": False,
                                  "max_batches": a.max_batches},
                        "tracking": {"final_split": "val", "register": False, "log_model": False,
                                     "diagnostics": False, "latency_repeats": 1, "experiment": a.experiment}}
@@ -124,6 +131,7 @@ def main(argv=None) -> int:
                     ce = [r["val_ce"] for r in cb.rows]
                     tl = [r["train_loss"] for r in cb.rows]
                     row = {"dataset": ds, "setting": setting, "seed": seed, "lr": float(lr), "grad_clip": float(clip or 0),
+                           "schedule": schedule or "constant",
                            "best_val_auc_prc": m["best_val_auc_prc"], "best_val_ce": m["best_val_ce"],
                            "best_val_accuracy": m["best_val_accuracy"], "prior": prior,
                            "collapsed": int(m["best_val_accuracy"] <= prior + 1e-9),

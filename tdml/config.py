@@ -231,7 +231,14 @@ class DataConfig:
 class TrainConfig:
     epochs: int = 10
     lr: float = 1e-4
-    lr_schedule: Literal["type1", "cosine", "constant"] = "type1"  # type1: halve every epoch (reference)
+    # tdml.schedules: type1 halves every epoch (TimeDistill's reference); step/plateau decay by
+    # lr_factor every lr_step epochs / after more than lr_patience epochs without validation
+    # improvement (torch's ReduceLROnPlateau patience)
+    lr_schedule: Literal["type1", "cosine", "constant", "step", "plateau"] = "type1"
+    lr_factor: float = 0.5
+    lr_step: int = 50
+    lr_patience: int = 10
+    min_lr: float = 0.0
     patience: int = 3  # epochs without validation improvement before stopping
     weight_decay: float = 0.0
     seed: int = 2021
@@ -248,6 +255,13 @@ class TrainConfig:
         require(self.lr > 0, f"lr must be > 0, got {self.lr}")
         require(self.patience >= 1, f"patience must be >= 1, got {self.patience}")
         require(self.weight_decay >= 0, f"weight_decay must be >= 0, got {self.weight_decay}")
+        require(0 < self.lr_factor < 1, f"lr_factor must be in (0, 1) (the lr decays), got {self.lr_factor}")
+        require(self.lr_step >= 1, f"lr_step must be >= 1 epoch, got {self.lr_step}")
+        require(self.lr_patience >= 1, f"lr_patience must be >= 1 epoch, got {self.lr_patience}")
+        require(0 <= self.min_lr <= self.lr, f"min_lr must be in [0, lr = {self.lr}], got {self.min_lr}")
+        require(self.lr_schedule != "plateau" or self.patience > self.lr_patience + 1,
+                f"with lr_schedule=plateau, patience ({self.patience}) must exceed lr_patience + 1 "
+                f"({self.lr_patience + 1}), or training stops before the lr ever decays")
 
 
 # where a distill run keeps its frozen teacher's outputs (tdml.teacher_cache)

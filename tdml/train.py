@@ -26,6 +26,7 @@ from tdml.data.batching import INDEX
 from tdml.contracts import ModelOutput, run_model
 from tdml.distill.base import weighted_sum
 from tdml.runstate import check_stop
+from tdml.schedules import schedule
 from tdml.tasks import Task
 
 log = logging.getLogger(__name__)
@@ -137,15 +138,6 @@ class FitResult:
     seconds: float = 0.0
 
 
-def _lr_for_epoch(cfg: TrainConfig, epoch: int) -> float:
-    """Reference 'type1': lr for epochs 0 and 1, then halved each epoch; or cosine/constant."""
-    if cfg.lr_schedule == "type1":
-        return cfg.lr * 0.5 ** max(0, epoch - 1)
-    if cfg.lr_schedule == "cosine":
-        return 0.5 * cfg.lr * (1 + np.cos(np.pi * epoch / cfg.epochs))
-    return cfg.lr
-
-
 @torch.no_grad()
 def evaluate(objective: Objective, loader: Iterable[dict], device: torch.device | None = None):
     """Task metrics of ``objective.predict`` over a whole loader (every window, no drop), and
@@ -188,11 +180,12 @@ def fit(objective: Objective, train_loader, val_loader, cfg: TrainConfig,
     precision.check(cfg.precision, device)
     scaler = precision.grad_scaler(cfg.precision, device)
     task = objective.task
+    lr_of = schedule(cfg)
     best_state, best_val, best_epoch, bad_epochs = None, None, -1, 0
     result = FitResult(best_epoch=-1, best_val={})
     t0 = time.perf_counter()
     for epoch in range(cfg.epochs):
-        lr = _lr_for_epoch(cfg, epoch)
+        lr = lr_of.lr(epoch)
         for g in opt.param_groups:
             g["lr"] = lr
         objective.train()
@@ -228,6 +221,7 @@ def fit(objective: Objective, train_loader, val_loader, cfg: TrainConfig,
             best_state = copy.deepcopy(objective.state_dict())
         else:
             bad_epochs += 1
+        lr_of.observe(improved)
         log.info("epoch %d: train %s | val %s%s", epoch + 1, _fmt(train_terms), _fmt(val_metrics),
                  " *" if improved else "")
         for cb in callbacks:

@@ -7,7 +7,8 @@ from tdml.data import load_data
 from tdml.distill.timedistill import TimeDistillLoss
 from tdml.models import build_model
 from tdml.tasks import TASKS
-from tdml.train import Distillation, Supervised, _lr_for_epoch, evaluate, fit, seed_everything
+from tdml.schedules import schedule
+from tdml.train import Distillation, Supervised, evaluate, fit, seed_everything
 
 FORECAST = TASKS.get("forecast")
 
@@ -45,9 +46,26 @@ def test_best_checkpoint_restored_and_early_stopping(data):
 
 def test_reference_lr_schedule_halves_from_the_third_epoch():
     cfg = TrainConfig(lr=0.01)
-    assert [_lr_for_epoch(cfg, e) for e in range(4)] == [0.01, 0.01, 0.005, 0.0025]
+    assert [schedule(cfg).lr(e) for e in range(4)] == [0.01, 0.01, 0.005, 0.0025]
     cos = TrainConfig(lr=1.0, lr_schedule="cosine", epochs=4)
-    assert _lr_for_epoch(cos, 0) == 1.0 and _lr_for_epoch(cos, 2) == pytest.approx(0.5)
+    assert schedule(cos).lr(0) == 1.0 and schedule(cos).lr(2) == pytest.approx(0.5)
+    step = TrainConfig(lr=0.1, lr_schedule="step", lr_step=3, lr_factor=0.1, min_lr=1e-3)
+    assert [schedule(step).lr(e) for e in (0, 2, 3, 6, 9)] == pytest.approx([0.1, 0.1, 0.01, 1e-3, 1e-3])
+
+
+def test_plateau_follows_torchs_reduce_on_plateau():
+    """Same decisions as torch.optim.lr_scheduler.ReduceLROnPlateau (threshold 0) on a loss."""
+    losses = [1.0, 0.9, 0.95, 0.97, 0.99, 0.8, 0.85, 0.86, 0.87, 0.88, 0.89, 0.9]
+    cfg = TrainConfig(lr=0.1, lr_schedule="plateau", lr_patience=1, lr_factor=0.5, patience=5)
+    ours, best = schedule(cfg), float("inf")
+    opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
+    ref = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.5, patience=1, threshold=0.0)
+    for loss in losses:
+        improved, best = loss < best, min(best, loss)
+        ours.observe(improved)
+        ref.step(loss)
+        assert ours.lr(0) == pytest.approx(opt.param_groups[0]["lr"])
+    assert ours.lr(0) == pytest.approx(0.1 * 0.5 ** 4)  # four decays: the test can fail
 
 
 def test_distillation_trains_student_and_regressor_not_teacher(data):
