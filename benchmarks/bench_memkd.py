@@ -8,7 +8,10 @@ Per dataset (smallest first):
 2. per student method (Base, KD, FitNet, RKD, AT, DKD, DT2W, MemKD): an Optuna study
    ``memkd-bench-<dataset>-<method>`` (tdml.tuning, TPE seeded, median pruner) over λd
    (``loss.weight``) and the method's own hyper-parameters (benchmarks/memkd_protocol.py,
-   ``SPACES``), ``--n-trials`` validation-only trials (test never read);
+   ``SPACES``), ``--n-trials`` validation-only trials (test never read); or, with ``--search
+   grid``, the paper's search: the λd grid ``LAMBDA_GRID`` for every method (short : long =
+   1 : 1, other hyper-parameters at their defaults), each point the mean over ``--search-seeds``
+   (one child run per seed), study ``memkd-bench-<dataset>-<method>-grid``;
 3. the chosen setting with every ``--seeds`` student seed, scored on test.
 
 The record: MLflow (experiment ``bench-memkd-full``; one parent run per invocation, study runs
@@ -58,6 +61,11 @@ def parse_args(argv=None):
     p.add_argument("--teacher-seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4])
     p.add_argument("--n-trials", type=int, default=8, help="Optuna trials per method and dataset")
     p.add_argument("--trial-seed", type=int, default=0, help="train.seed of the trials")
+    p.add_argument("--search", choices=["tpe", "grid"], default="tpe",
+                   help="tpe: --n-trials over SPACES (λd and each method's own); grid: the paper's λd grid "
+                        "(memkd_protocol.LAMBDA_GRID, short : long = 1 : 1) for every method, each point "
+                        "the mean over --search-seeds")
+    p.add_argument("--search-seeds", nargs="+", type=int, default=[0, 1, 2])
     p.add_argument("--pruner", choices=sorted(PRUNERS), default="none",
                    help="the searches' pruner: none (the paper's grid prunes nothing), or median (what "
                         "memkd_full ran; it cost RKD and AT 5-6 points on SwedishLeaf)")
@@ -130,7 +138,7 @@ def main(argv=None) -> int:
                 teacher_uri = _select_teacher(ds, args, add)
             for method in args.methods:
                 c = search(ds, method, teacher_uri, student_train, args.n_trials, storage, args.experiment,
-                           pruner=args.pruner)
+                           pruner=args.pruner, grid_seeds=args.search_seeds if args.search == "grid" else None)
                 # merged with the file, whose entries are newer than ours (other processes write it too)
                 on_disk = json.loads(search_path.read_text()) if search_path.exists() else {}
                 searches = {**searches, **on_disk, f"{ds}/{method}": c.__dict__}

@@ -44,6 +44,12 @@ SPACES: dict[str, dict[str, dict]] = {
     "dt2w": dict(LAMBDA),
     "memkd": {**LAMBDA, "long_weight": {"type": "float", "low": 0.0, "high": 2.0}},
 }
+# The paper's search (issue 23): λc = 1, λd on a grid, short and long terms 1 : 1; every method
+# searched the same way (λd only, its other hyper-parameters at their defaults), each candidate
+# scored as the mean over --search-seeds seeds.
+LAMBDA_GRID = [0.01, 0.05, 0.1, 0.5, 1.0, 2.0, 5.0, 10.0]
+GRID_SPACES: dict[str, dict[str, dict]] = {
+    m: ({"weight": {"type": "categorical", "choices": LAMBDA_GRID}} if m != "none" else {}) for m in SPACES}
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 # --pruner: none (default: the paper's grid prunes nothing), or what memkd_full ran ("median":
 # stop a trial whose best validation AUC-PRC after epoch 50 is below the median of the earlier
@@ -72,12 +78,16 @@ def student_base(train: dict, experiment: str) -> dict:
 
 
 def search(dataset: str, method: str, teacher_uri: str, train: dict, n_trials: int, storage: str,
-           experiment: str, sampler_seed: int = 0, pruner: str = "none") -> Choice:
-    """Run (or resume) the method's study until ``n_trials`` trials finished; return its choice."""
-    space = SPACES[method]
+           experiment: str, sampler_seed: int = 0, pruner: str = "none", grid_seeds: list[int] | None = None) -> Choice:
+    """Run (or resume) the method's study until ``n_trials`` trials finished (TPE over SPACES), or
+    with ``grid_seeds`` until the λd grid is exhausted (each point the mean over those seeds);
+    return its choice."""
+    space = (GRID_SPACES if grid_seeds else SPACES)[method]
     if not space:
         return Choice(dataset, method, {})
-    name = f"memkd-bench-{dataset}-{method}"
+    name = f"memkd-bench-{dataset}-{method}" + ("-grid" if grid_seeds else "")
+    if grid_seeds:
+        n_trials = len(LAMBDA_GRID)
     try:
         done = optuna.load_study(study_name=name, storage=storage).get_trials(deepcopy=False)
     except KeyError:
@@ -88,6 +98,9 @@ def search(dataset: str, method: str, teacher_uri: str, train: dict, n_trials: i
         # first random startup points
         spec = study_spec(name, method, teacher_uri, train, left, storage, experiment, sampler_seed + len(done),
                           min(4, n_trials), pruner)
+        if grid_seeds:  # the grid sampler skips the points already run; no pruning of a grid
+            spec.update(search_space={"loss": space}, sampler={"name": "grid", "seed": sampler_seed},
+                        pruner=PRUNERS["none"], seeds=list(grid_seeds))
         tune(spec_from_dict(spec), n_trials=left)
     return choice(dataset, method, optuna.load_study(study_name=name, storage=storage))
 

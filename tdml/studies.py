@@ -80,7 +80,7 @@ class SearchSpace:
         return self.params.items()
 
 
-SamplerName = Literal["tpe", "random", "nsga2"]
+SamplerName = Literal["tpe", "random", "nsga2", "grid"]
 PrunerName = Literal["median", "hyperband", "none"]
 
 
@@ -166,6 +166,9 @@ class StudySpec:
     plots: bool = True  # optuna plots (plotly HTML) on the study run after the search
     finalize: bool = True  # after the search: test + register the best, then the promotion gate
     n_final: int = 1  # how many best trials (Pareto-optimal ones for multi-objective) to test
+    # >1 seed: each trial runs once per seed (a child run each) and its value is their mean, so
+    # a choice is not one seed's noise (issue 23); [] = one run at the base config's seed
+    seeds: list[int] = field(default_factory=list)
     promotion: PromotionSpec = field(default_factory=PromotionSpec)
     storage: StorageSpec = field(default_factory=StorageSpec)
 
@@ -178,6 +181,15 @@ class StudySpec:
         require(len(set(names)) == len(names), f"objectives repeat a metric: {names}")
         require(len(self.objectives) == 1 or self.pruner.name == "none",
                 "Optuna cannot prune multi-objective studies; set `pruner: {name: none}`")
+        require(len(set(self.seeds)) == len(self.seeds), f"seeds repeat a value: {self.seeds}")
+        if self.sampler.name == "grid":
+            ranges = [p for p, d in self.search_space.items() if d.type != "categorical"]
+            require(bool(self.search_space.params), "sampler grid needs a search_space to enumerate")
+            require(not ranges, f"sampler grid enumerates listed values: give {', '.join(ranges)} as "
+                                f"`{{type: categorical, choices: [...]}}` instead of a range")
+
+    def grid_size(self) -> int:
+        return math.prod(len(d.choices or ()) for _, d in self.search_space.items())
 
     @property
     def directions(self) -> list[str]:

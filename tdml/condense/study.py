@@ -28,6 +28,8 @@ from tdml.tuning.kinds import KINDS, StudyKind, check_space
 
 @KINDS.register("condense")
 class CondenseKind(StudyKind):
+    seed_path = "seed"  # the condensation's seed (CondenseRunConfig.seed)
+
     def _base(self) -> dict[str, Any]:
         base = deep_merge(self.spec.base, {"data": dict(self.spec.data)} if self.spec.data else {})
         train = base.pop("train", {})  # `tdml tune --no-progress` sets base.train.progress

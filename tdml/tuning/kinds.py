@@ -24,6 +24,8 @@ if TYPE_CHECKING:
 class StudyKind:
     """What a study searches over. Subclasses register with ``@KINDS.register(name)``."""
 
+    seed_path = "train.seed"  # the run config's seed, set per child run of a multi-seed trial
+
     def __init__(self, spec: StudySpec):
         self.spec = spec
 

@@ -1,18 +1,22 @@
-"""The Optuna objective: one child MLflow run per trial, the kind's run inside it, the
-monitor metric reported to the pruner every epoch, the objective values logged by name."""
+"""The Optuna objective: one child MLflow run per trial, the kind's run inside it (or, with
+the spec's ``seeds``, one grandchild run per seed and their mean), the monitor metric reported
+to the pruner every epoch, the objective values logged by name."""
 
 from __future__ import annotations
 
+import copy
 import logging
 import tempfile
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
 import optuna
 from optuna.storages import RetryHeartbeatStaleTrialCallback
 from optuna.trial import TrialState
 
 from tdml import pipelines, runstate, tracking
+from tdml.config import set_dotted
 from tdml.errors import ConfigError, Stopped
 from tdml.studies import StudySpec
 from tdml.tuning.kinds import StudyKind
@@ -60,13 +64,36 @@ def make_objective(spec: StudySpec, kind: StudyKind, parent_run_id: str, store_d
                 trial.set_user_attr("mlflow_run_id", run.info.run_id)
                 trial.set_user_attr("mlflow_run_url", tracking.run_url(run.info.run_id, run.info.experiment_id))
                 trial.set_user_attr("mlflow_parent_run_id", parent_run_id)
-            summary = kind.run(overrides, [PruningReporter(trial, monitor)], final=False)
-            values = [objective_value(summary, o.metric) for o in spec.objectives]
+            if spec.seeds:
+                values, diagnosed = _over_seeds(trial, overrides, run.info.run_id)
+            else:
+                summary = kind.run(overrides, [PruningReporter(trial, monitor)], final=False)
+                values, diagnosed = [objective_value(summary, o.metric) for o in spec.objectives], run.info.run_id
             # the trial's value(s) under their own names: a per-epoch metric such as val_mse
             # shows its last epoch in MLflow's run view, not the best checkpoint's score
             tracking.log_metrics({f"objective_{o.metric}": v for o, v in zip(spec.objectives, values)})
-        _upload_diagnostics(trial, run.info.run_id, store)
+        _upload_diagnostics(trial, diagnosed, store)
         return values
+
+    def _over_seeds(trial: optuna.Trial, overrides: dict, trial_run_id: str) -> tuple[list[float], str]:
+        """One child run per seed; the values are the means over seeds (their spread is logged).
+        The pruner follows the first seed's curve."""
+        per_seed, first = [], None
+        for i, seed in enumerate(spec.seeds):
+            seeded = copy.deepcopy(overrides)
+            set_dotted(seeded, kind.seed_path, seed)
+            with tracking.start_run("", f"trial {trial.number} · seed {seed}", "trial-seed",
+                                    {"tdml.study": spec.name, "tdml.trial_number": trial.number, "tdml.seed": seed},
+                                    parent_run_id=trial_run_id, stopped_on=(optuna.TrialPruned,)) as child:
+                summary = kind.run(seeded, [PruningReporter(trial, monitor)] if i == 0 else [], final=False)
+            first = first or child.info.run_id
+            per_seed.append([objective_value(summary, o.metric) for o in spec.objectives])
+        columns = np.asarray(per_seed, dtype=float).T  # [objective, seed]
+        tracking.log_metrics({f"objective_{o.metric}_std": float(c.std(ddof=1)) if len(c) > 1 else 0.0
+                              for o, c in zip(spec.objectives, columns)})
+        with runstate.shielded():
+            trial.set_user_attr("seed_values", {str(s): v for s, v in zip(spec.seeds, per_seed)})
+        return [float(c.mean()) for c in columns], first
 
     return objective
 

@@ -41,6 +41,9 @@ def tune(spec: StudySpec, n_trials: int | None = None, storage: str | None = Non
     """Run (or resume) ``spec``'s study: search, then test the best, then the promotion gate."""
     kind = KINDS.get(spec.kind)(spec)
     kind.validate()
+    if spec.seeds and kind.seed_path in dict(spec.search_space.items()):
+        raise ConfigError(f"study {spec.name!r}: `seeds` sets {kind.seed_path} for each run of a trial; "
+                          f"remove it from search_space (or drop `seeds`)")
     url = storage_url(spec, storage)
     study = create_or_load_study(spec, url)  # once, before any worker thread starts
     store_dir = artifact_dir(spec, url)

@@ -83,6 +83,8 @@ def _sampler(spec: StudySpec) -> optuna.samplers.BaseSampler:
         return optuna.samplers.RandomSampler(seed=s.seed)
     if s.name == "nsga2":
         return optuna.samplers.NSGAIISampler(seed=s.seed)
+    if s.name == "grid":  # every combination once; the study stops itself when none is left
+        return optuna.samplers.GridSampler({p: list(d.choices) for p, d in spec.search_space.items()}, seed=s.seed)
     return optuna.samplers.TPESampler(seed=s.seed, n_startup_trials=s.n_startup_trials,
                                       multivariate=True)
 
