@@ -12,8 +12,8 @@ from tdml.condense.experts import SharpnessAware
 from tdml.condense.matching import FlatParams, matching_loss, predict, unroll
 from tdml.condense.methods import method_defaults, parse_method
 from tdml.condense.pipeline import condense_config
-from tdml.condense.plugins import condtsf_update, frequency_value_loss, isib, pairwise_sym_kl
-from tdml.condense.synthetic import SyntheticSeries, series_length
+from tdml.condense.plugins import frequency_value_loss, isib, pairwise_sym_kl
+from tdml.condense.synthetic import LAYOUTS, SyntheticSamples, SyntheticSeries, series_length
 from tdml.errors import ConfigError
 from tdml.models import Dims, build_model
 from tdml.tasks import TASKS
@@ -131,17 +131,17 @@ def test_windows_recut_from_the_series_reach_every_point():
     assert x.shape == (n, L, 2) and y.shape == (n, H, 2)
     assert torch.equal(x[1], init[stride:stride + L]) and torch.equal(y[-1], init[-H:])
     (x.pow(2).sum() + y.pow(2).sum()).backward()
-    assert (syn.series.grad.abs() > 0).all()  # every point of every channel gets a gradient
+    assert (syn.values.grad.abs() > 0).all()  # every point of every channel gets a gradient
     # a step on the series changes the next cut
     with torch.no_grad():
-        syn.series.add_(1.0)
+        syn.values.add_(1.0)
     assert torch.equal(syn.windows()[0][0], init[:L] + 1.0)
 
 
 def test_from_real_takes_a_real_segment():
     train = torch.arange(200, dtype=torch.float32)[:, None].repeat(1, 3)
     syn = SyntheticSeries.from_real(train, 4, 8, 4, 4, torch.Generator().manual_seed(1))
-    s = syn.series.detach()
+    s = syn.values.detach()
     assert torch.equal(s[1:] - s[:-1], torch.ones(s.shape[0] - 1, 3))  # contiguous rows
     with pytest.raises(ValueError, match="need"):
         SyntheticSeries.from_real(train[:10], 4, 8, 4, 4, torch.Generator())
@@ -149,15 +149,34 @@ def test_from_real_takes_a_real_segment():
 
 def test_condtsf_update_moves_only_label_positions():
     L, H, stride, n = 4, 2, 6, 3  # stride > L + H: labels do not overlap inputs
-    series = torch.zeros((n - 1) * stride + L + H, 1)
-    starts = torch.arange(n) * stride
-    pred = torch.ones(n, H, 1)
-    condtsf_update(series, pred, starts, L, beta=0.5)
-    labels = (starts[:, None] + L + torch.arange(H)).reshape(-1)
+    syn = SyntheticSeries(torch.zeros((n - 1) * stride + L + H, 1), n, L, H, stride)
+    syn.interpolate_labels(torch.ones(n, H, 1), beta=0.5)
+    series = syn.values.detach()
+    labels = (syn.starts[:, None] + L + torch.arange(H)).reshape(-1)
     assert torch.allclose(series[labels], torch.full((n * H, 1), 0.5))
     mask = torch.ones(series.shape[0], dtype=torch.bool)
     mask[labels] = False
     assert (series[mask] == 0).all()
+
+
+def test_samples_are_independent_real_windows():
+    """DDTime's layout: S windows from distinct random starts; a gradient on one sample never
+    reaches another, and CondTSF's label step touches only that sample's labels."""
+    train = torch.arange(300, dtype=torch.float32)[:, None].repeat(1, 2)
+    syn = LAYOUTS.get("samples").from_real(train, 6, 8, 4, 4, torch.Generator().manual_seed(0))
+    assert isinstance(syn, SyntheticSamples) and syn.values.shape == (6, 12, 2)
+    v = syn.values.detach().clone()
+    firsts = v[:, 0, 0]
+    assert len(set(firsts.tolist())) == 6 and torch.equal(v[:, 1:] - v[:, :-1], torch.ones(6, 11, 2))
+    assert (firsts[1:] - firsts[:-1] != 4).any()  # not a stride-4 cut of one segment
+    x, y = syn.windows()
+    x[2].sum().backward()
+    grad = syn.values.grad
+    assert (grad[2, :8] != 0).all() and grad[2, 8:].abs().sum() == 0 and grad[[0, 1, 3, 4, 5]].abs().sum() == 0
+    syn.interpolate_labels(torch.zeros(6, 4, 2), beta=0.5)
+    assert torch.equal(syn.values[:, 8:].detach(), v[:, 8:] * 0.5) and torch.equal(syn.values[:, :8].detach(), v[:, :8])
+    with pytest.raises(ValueError, match="6 independent samples need as many"):
+        LAYOUTS.get("samples").from_real(train[:16], 6, 8, 4, 4, torch.Generator())
 
 
 # ------------------------------------------------------------------ FTD, DATM, methods

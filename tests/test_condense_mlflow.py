@@ -7,6 +7,7 @@ import dataclasses
 
 import mlflow
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -97,25 +98,37 @@ def test_condense_cli_end_to_end_then_train_teacher_on_the_synthetic_set(store, 
     assert run.data.params["config.ddtime.freq"] == "True" and run.data.params["config.condtsf.enabled"] == "True"
     assert len(client.get_metric_history(rid, "cond_match")) >= 1
     files = {f.path for d in ("synthetic", "report") for f in client.list_artifacts(rid, d)}
-    assert {"synthetic/synthetic.npz", "synthetic/series.csv", "synthetic/windows.csv", "synthetic/synthetic.json",
+    assert {"synthetic/synthetic.npz", "synthetic/windows.csv", "synthetic/synthetic.json",
             "report/condense_report.html", "report/diversity_matrix.csv", "report/loss_curves.csv",
-            "report/spectrum.csv", "report/series.csv", "report/selection.csv"} <= files
+            "report/spectrum.csv", "report/series.csv", "report/selection.csv", "report/windows_vs_start.csv"} <= files
+    assert "synthetic/series.csv" not in files  # DDTime's layout: independent samples, no series behind them
     local = tracking.download_run_artifacts(rid, "report")
     html = (local / "condense_report.html").read_text()
-    # plotly.js embedded exactly once (offline), five figures: series, spectra, diversity, losses, selection
-    assert html.count("plotly.js v") == 1 and html.count("Plotly.newPlot") == 5
+    # plotly.js embedded exactly once (offline), six figures: series, windows vs their real start,
+    # spectra, diversity, losses, selection (+ diversity per candidate)
+    assert html.count("plotly.js v") == 1 and html.count("Plotly.newPlot") == 6
+    selection = pd.read_csv(local / "selection.csv")
+    assert len(selection) == 3 and (selection.diversity_sym_kl > 0).all()  # candidates at 0, 2, 4
+    chosen = selection[selection.iteration == m["selected_iteration"]]
+    assert m["selected_diversity_sym_kl"] == pytest.approx(float(chosen.diversity_sym_kl.iloc[0]))
+    starts = pd.read_csv(local / "windows_vs_start.csv")
+    assert set(starts.source) == {"synthetic", "real start"} and starts.window.nunique() == 4
     x, y, meta = read_synthetic(tracking.download_run_artifacts(rid, "synthetic"))
-    assert x.shape == (4, 16, 5) and y.shape == (4, 8, 5) and meta["stride"] == 4
-    # the windows are re-cut from the stored series with stride 4
-    series = np.load(tracking.download_run_artifacts(rid, "synthetic") / "synthetic.npz")["series"]
-    assert np.allclose(series[4:20], x[1].numpy()) and series.shape == (3 * 4 + 24, 5)
+    assert x.shape == (4, 16, 5) and y.shape == (4, 8, 5) and meta["layout"] == "samples"
+    assert run.data.params["config.layout"] == "samples"
 
-    # a second condensation reuses the experts by run id
+    # a second condensation (plain MTT: CondTSF's series layout) reuses the experts by run id
     experts_id = run.data.tags["tdml.experts_run_id"]
     assert main([*args, "--experts", f"runs:/{experts_id}", "--method", "mtt"]) == 0
     assert len(_runs(client, EXP, "experts")) == 1
     second = [r for r in _runs(client, EXP, "condense") if r.info.run_id != rid][0]
-    assert second.data.tags["tdml.experts_reused"] == "True"
+    assert second.data.tags["tdml.experts_reused"] == "True" and second.data.params["config.layout"] == "series"
+    # its windows are re-cut from the stored series with stride 4
+    folder = tracking.download_run_artifacts(second.info.run_id, "synthetic")
+    x2, _, _ = read_synthetic(folder)
+    series = np.load(folder / "synthetic.npz")["series"]
+    assert np.allclose(series[4:20], x2[1].numpy()) and series.shape == (3 * 4 + 24, 5)
+    assert (folder / "series.csv").is_file()
 
     # the synthetic set as a dataset: train = the synthetic windows, val/test = the real ones
     data = load_data(DataConfig(dataset=f"runs:/{rid}/synthetic"))
@@ -137,7 +150,10 @@ def test_condense_cli_end_to_end_then_train_teacher_on_the_synthetic_set(store, 
 def test_bad_input_exits_2_with_a_failed_run(store, capsys):
     cases = [(["--method", "mtt+ddtim"], "valid plug-ins"),
              (["--set", "ddtime.tau=0"], "ddtime.tau must be > 0"),
-             (["--experts", "models:/x@champion"], "expected runs:/<run_id>")]
+             (["--experts", "models:/x@champion"], "expected runs:/<run_id>"),
+             (["--set", "layout=windows"], "layout 'windows' unknown; valid: samples, series"),
+             (["--n-windows", "1"], "n_windows must be >= 2 (ISIB compares pairs), got 1"),
+             (["--set", "match.series_lr=0"], "match.series_lr must be > 0")]
     for i, (extra, message) in enumerate(cases):
         exp = f"bad-{i}"
         assert main(["condense", "--experiment", exp, "--dataset", "synthetic", "--seq-len", "16",

@@ -20,8 +20,8 @@ import torch
 from tdml.condense.config import CondenseRunConfig
 from tdml.condense.experts import Experts
 from tdml.condense.matching import matching_loss, predict, unroll
-from tdml.condense.plugins import DDTimeTerms, condtsf_update
-from tdml.condense.synthetic import SyntheticSeries
+from tdml.condense.plugins import DDTimeTerms, pairwise_sym_kl, REPRESENTATIONS
+from tdml.condense.synthetic import LAYOUTS
 from tdml.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -29,15 +29,25 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class CondenseResult:
-    series: torch.Tensor  # the selected synthetic series [T, C]
-    init: torch.Tensor  # its initialisation (a real segment)
+    series: torch.Tensor | None  # the selected synthetic series [T, C] (None: independent samples)
+    init: torch.Tensor  # the initial values (a real segment, or the real windows)
     x: torch.Tensor
     y: torch.Tensor
     selected_iteration: int
     selected_score: float
+    init_x: torch.Tensor | None = None  # the real windows each synthetic window started from
+    init_y: torch.Tensor | None = None
     history: list[dict[str, float]] = field(default_factory=list)
     selection: list[dict[str, float]] = field(default_factory=list)
     seconds: float = 0.0  # the matching loop only, scoring excluded
+
+
+def diversity(x: torch.Tensor, y: torch.Tensor, tau: float, representation: str) -> dict[str, float]:
+    """DDTime's diversity metric of a window set: the mean pairwise symmetric KL between the
+    windows' softmax(z / tau) (higher = more diverse), and the ISIB value exp(-D) it implies."""
+    d = pairwise_sym_kl(REPRESENTATIONS.get(representation)(x, y), tau)
+    off = d[~torch.eye(len(d), dtype=torch.bool)]
+    return {"diversity_sym_kl": float(off.mean()), "diversity_isib": float(torch.exp(-off).mean())}
 
 
 def start_epoch_bound(cfg: CondenseRunConfig, it: int, n_epochs: int) -> int:
@@ -61,27 +71,30 @@ def condense(data, experts: Experts, cfg: CondenseRunConfig, generator: torch.Ge
         raise ConfigError(f"match.expert_epochs={m.expert_epochs} exceeds the experts' {experts.n_epochs} "
                           f"epochs; lower it or train experts longer (experts.epochs)")
     device = device or torch.device("cpu")  # resolved once by the caller (tdml.train.resolve_device)
-    syn = SyntheticSeries.from_real(data.splits["train"].values, cfg.n_windows, data.seq_len, data.pred_len,
-                                    m.stride, generator).to(device)
-    init = syn.series.detach().cpu().clone()
+    syn = LAYOUTS.get(cfg.layout).from_real(data.splits["train"].values, cfg.n_windows, data.seq_len,
+                                            data.pred_len, m.stride, generator).to(device)
+    init = syn.values.detach().cpu().clone()
     model = experts.model().to(device).train()  # train mode: BatchNorm uses batch statistics
     for p in model.parameters():
         p.requires_grad_(False)  # parameters come from the flat vector, never from the module
     trajs = experts.trajectories.to(device)
     log_lr = torch.tensor(math.log(max(m.inner_lr, 1e-12)), device=device, requires_grad=m.learn_inner_lr)
-    opt = torch.optim.Adam([syn.series], lr=m.series_lr)
+    opt = torch.optim.Adam([syn.values], lr=m.series_lr)
     opt_lr = torch.optim.Adam([log_lr], lr=m.lr_lr) if m.learn_inner_lr else None
     n_exp = trajs.shape[0]
 
     best = (math.inf, -1, init.clone())
-    result = CondenseResult(init, init, *syn.windows(init), -1, math.inf)
+    x0, y0 = syn.windows(init)
+    result = CondenseResult(syn.series(init), init, x0, y0, selected_iteration=-1, selected_score=math.inf)
     matching_seconds = 0.0
 
     def select(it: int) -> None:
         nonlocal best
-        s = syn.series.detach().cpu().clone()
-        val = score(*syn.windows(s))
-        result.selection.append({"iteration": it, "val_mse": val})
+        s = syn.values.detach().cpu().clone()
+        x, y = syn.windows(s)
+        val = score(x, y)
+        result.selection.append({"iteration": it, "val_mse": val, **diversity(x, y, cfg.ddtime.tau,
+                                                                             cfg.ddtime.representation)})
         log.info("iteration %d: candidate val_mse=%.4f", it, val)
         if val < best[0]:
             best = (val, it, s)
@@ -114,9 +127,7 @@ def condense(data, experts: Experts, cfg: CondenseRunConfig, generator: torch.Ge
             opt_lr.step()
         if ct.enabled and (it + 1) % ct.every == 0:
             with torch.no_grad():
-                xs, _ = syn.windows()
-                condtsf_update(syn.series.data, predict(model, experts.spec, final, xs), syn.starts,
-                               data.seq_len, ct.beta)
+                syn.interpolate_labels(predict(model, experts.spec, final, syn.windows()[0]), ct.beta)
         matching_seconds += time.perf_counter() - t0
         row = {"iteration": it, "loss": float(total.detach()), "start_epoch": t,
                "inner_lr": float(log_lr.detach().exp()), **{k: float(v.detach()) for k, v in terms.items()}}
@@ -125,9 +136,10 @@ def condense(data, experts: Experts, cfg: CondenseRunConfig, generator: torch.Ge
             on_iteration(it, row)
         if (it + 1) % cfg.eval.select_every == 0 or it + 1 == m.iterations:
             select(it + 1)
-    score_best, it_best, series = best
-    x, y = syn.windows(series)
-    result.series, result.x, result.y = series, x.detach().clone(), y.detach().clone()
+    score_best, it_best, values = best
+    x, y = syn.windows(values)
+    result.series, result.x, result.y = syn.series(values), x.detach().clone(), y.detach().clone()
+    result.init_x, result.init_y = (w.detach().clone() for w in syn.windows(init))
     result.selected_iteration, result.selected_score = it_best, score_best
     result.seconds = matching_seconds
     return result

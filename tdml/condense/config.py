@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from tdml.condense.plugins import DDTimeConfig  # noqa: F401  (the plug-in terms' Config, beside them)
+from tdml.condense.synthetic import LAYOUTS
 from tdml.config import DataConfig, TrackingConfig, require
 
 
@@ -99,6 +100,9 @@ class CondenseRunConfig:
     data: DataConfig = field(default_factory=lambda: DataConfig(dataset="etth1", seq_len=24, pred_len=24))
     n_windows: int = 10
     method: str = "mtt+ddtime"  # see tdml.condense.methods: base (random|mtt) + plug-ins
+    # tdml.condense.synthetic.LAYOUTS: 'series' (CondTSF's code: windows cut from one series) or
+    # 'samples' (DDTime's paper: independent windows); a method's default unless set
+    layout: str = "series"
     seed: int = 0
     # '' = reuse a finished experts run with the same settings if one exists, else train;
     # 'runs:/<run_id>' = those experts; 'new' = always train
@@ -113,3 +117,6 @@ class CondenseRunConfig:
 
     def validate(self):
         require(self.n_windows >= 2, f"n_windows must be >= 2 (ISIB compares pairs), got {self.n_windows}")
+        require(self.layout in LAYOUTS, f"layout {self.layout!r} unknown; valid: {', '.join(LAYOUTS.names())} "
+                                         f"(series: windows cut from one series, CondTSF; samples: independent "
+                                         f"windows, DDTime)")

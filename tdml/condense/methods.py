@@ -18,7 +18,9 @@ BASES.register("mtt")({})
 
 PLUGINS: Registry[dict[str, Any]] = Registry("condensation plug-in")
 PLUGINS.register("condtsf")({"condtsf": {"enabled": True}})
-PLUGINS.register("ddtime")({"ddtime": {"freq": True, "isib": True}})
+# DDTime's synthetic set is S independent windows (its paper); the other methods keep CondTSF's
+# series layout
+PLUGINS.register("ddtime")({"ddtime": {"freq": True, "isib": True}, "layout": "samples"})
 PLUGINS.register("ftd")({"experts": {"sharpness": 0.05}})
 PLUGINS.register("datm")({"match": {"datm": True}})
 

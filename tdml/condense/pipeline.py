@@ -64,7 +64,7 @@ def condense_in_run(cfg: CondenseRunConfig, callbacks=()) -> CondenseSummary:
     gen = torch.Generator().manual_seed(cfg.seed)
     metrics: dict[str, float] = {}
     summary = CondenseSummary(tracking.active_run_id(), cfg.method, metrics)
-    series = init = None
+    series = init = start = None
     history, selection = [], []
 
     if base == "random":
@@ -83,14 +83,16 @@ def condense_in_run(cfg: CondenseRunConfig, callbacks=()) -> CondenseSummary:
             n_scored[0] += 1
             return val
 
-        def on_iteration(it, row):
+        def on_iteration(it, row):  # a candidate's scores (val MSE, diversity) are logged at its iteration too
             if it % 10 == 0 or it + 1 == cfg.match.iterations:
                 tracking.log_metrics({f"cond_{k}": v for k, v in row.items() if k != "iteration"}, step=it)
 
         res = condense(data, experts, cfg, gen, score, on_iteration, device)
-        x, y, series, init = res.x, res.y, res.series, res.init
-        history, selection = res.history, res.selection
+        x, y, series, init = res.x, res.y, res.series, res.init if res.series is not None else None
+        start, history, selection = (res.init_x, res.init_y), res.history, res.selection
+        chosen = next(r for r in selection if r["iteration"] == res.selected_iteration)
         metrics.update({"selected_iteration": res.selected_iteration, "selected_val_mse": res.selected_score,
+                        "selected_diversity_sym_kl": chosen["diversity_sym_kl"],
                         "condense_seconds": res.seconds,
                         "seconds_per_iteration": res.seconds / max(cfg.match.iterations, 1)})
 
@@ -101,7 +103,7 @@ def condense_in_run(cfg: CondenseRunConfig, callbacks=()) -> CondenseSummary:
         rx, ry = random_real_windows(data, cfg.n_windows, torch.Generator().manual_seed(cfg.seed))
         metrics.update(summarize(evaluate_windows(data, rx, ry, cfg.eval, device, split), split, "random_"))
     with tempfile.TemporaryDirectory() as tmp:
-        meta = {"method": cfg.method, "run_id": summary.run_id, "stride": cfg.match.stride,
+        meta = {"method": cfg.method, "run_id": summary.run_id, "layout": cfg.layout, "stride": cfg.match.stride,
                 "experts_run_id": summary.experts_run_id,
                 "data": {"dataset": data.name, "data_path": cfg.data.data_path or "", "sha256": data.sha256 or "",
                          "seq_len": data.seq_len, "pred_len": data.pred_len}}
@@ -109,7 +111,7 @@ def condense_in_run(cfg: CondenseRunConfig, callbacks=()) -> CondenseSummary:
                                ARTIFACT_DIR)
         real = next(iter(data.loader("train", 256, shuffle=True, seed=cfg.seed)))
         metrics.update(write_report(Path(tmp) / "report", data.columns, x, y, real["x"], real["y"], series, init,
-                                    history, selection, cfg.ddtime.tau, cfg.ddtime.representation,
+                                    start, history, selection, cfg.ddtime.tau, cfg.ddtime.representation,
                                     f"Condensation {cfg.method}: {data.name} L={data.seq_len} H={data.pred_len}, "
                                     f"{cfg.n_windows} windows"))
         tracking.log_artifacts(Path(tmp) / "report", "report")

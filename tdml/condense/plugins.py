@@ -4,7 +4,8 @@
   along the horizon, P the expert's prediction on the synthetic inputs.
 * ``isib`` -- inter-sample information bottleneck: p_i = softmax(z_i / tau), D_ij the symmetric
   KL, loss = mean_{i != j} exp(-D_ij); it is 1 for identical samples and falls as they differ.
-* ``condtsf_update`` -- CondTSF's label interpolation Ys <- (1-b) Ys + b P, on the series.
+* CondTSF's label interpolation Ys <- (1-b) Ys + b P is a method of the synthetic set's layout
+  (``tdml.condense.synthetic``).
 
 ``DDTimeTerms`` is the first two as a ``tdml.distill.base.Loss`` (Config beside it, named
 terms ``value`` / ``isib``, ``weights()``), so the condenser adds them to the matching term
@@ -62,22 +63,6 @@ def isib(x: torch.Tensor, y: torch.Tensor, tau: float, representation: str = "wi
     d = pairwise_sym_kl(z, tau)
     off = ~torch.eye(n, dtype=torch.bool, device=z.device)
     return torch.exp(-d[off]).mean()
-
-
-@torch.no_grad()
-def condtsf_update(series: torch.Tensor, pred: torch.Tensor, starts: torch.Tensor, seq_len: int,
-                   beta: float) -> None:
-    """In place on ``series`` [T, C]: move every label position toward the mean prediction there.
-
-    Windows overlap, so a position predicted by several windows moves toward their mean.
-    """
-    H = pred.shape[1]
-    idx = (starts[:, None] + seq_len + torch.arange(H, device=series.device)).reshape(-1)  # [n*H]
-    total = torch.zeros_like(series).index_add_(0, idx, pred.reshape(-1, series.shape[1]))
-    count = torch.zeros(series.shape[0], 1, device=series.device).index_add_(
-        0, idx, torch.ones(idx.shape[0], 1, device=series.device))
-    hit = count[:, 0] > 0
-    series[hit] = (1 - beta) * series[hit] + beta * total[hit] / count[hit]
 
 
 @dataclass

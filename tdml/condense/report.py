@@ -19,7 +19,8 @@ def _spectrum(w: np.ndarray) -> np.ndarray:
 
 def write_report(out_dir: str | Path, columns: list[str], syn_x: torch.Tensor, syn_y: torch.Tensor,
                  real_x: torch.Tensor, real_y: torch.Tensor, series: torch.Tensor | None,
-                 init: torch.Tensor | None, history: list[dict], selection: list[dict], tau: float,
+                 init: torch.Tensor | None, start: tuple[torch.Tensor, torch.Tensor] | None,
+                 history: list[dict], selection: list[dict], tau: float,
                  representation: str, title: str) -> dict[str, float]:
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
@@ -47,6 +48,11 @@ def write_report(out_dir: str | Path, columns: list[str], syn_x: torch.Tensor, s
                       height=180 * len(columns) + 100)
     figs.append(fig)
 
+    # 1b. every synthetic window against the real window it started from (its layout made visible:
+    # cut from one series, neighbours share points; independent samples, they do not)
+    if start is not None:
+        figs.append(_windows_figure(out, columns, syn_w, torch.cat(start, 1).numpy(), syn_x.shape[1]))
+
     # 2. spectra of synthetic vs real training windows
     fs, fr = _spectrum(syn_w), _spectrum(real_w)
     spec = pd.concat([pd.DataFrame(fs, columns=columns).assign(freq=np.arange(len(fs)), source="synthetic"),
@@ -69,7 +75,7 @@ def write_report(out_dir: str | Path, columns: list[str], syn_x: torch.Tensor, s
         xaxis_title="window j", yaxis_title="window i"))
     off = d[~np.eye(len(d), dtype=bool)]
 
-    # 4. loss curves and validation scores of the candidate sets
+    # 4. loss curves, validation scores and diversity of the candidate sets
     if history:
         h = pd.DataFrame(history)
         h.to_csv(out / "loss_curves.csv", index=False)
@@ -80,9 +86,14 @@ def write_report(out_dir: str | Path, columns: list[str], syn_x: torch.Tensor, s
     if selection:
         sel = pd.DataFrame(selection)
         sel.to_csv(out / "selection.csv", index=False)
-        figs.append(go.Figure(go.Scatter(x=sel.iteration, y=sel.val_mse, mode="lines+markers")).update_layout(
-            title="Validation MSE of a model trained on each candidate synthetic set (selection)",
-            xaxis_title="iteration", yaxis_title="val MSE"))
+        fig = make_subplots(rows=1, cols=2, subplot_titles=("validation MSE (selection)",
+                                                            "diversity: mean pairwise symmetric KL"))
+        fig.add_trace(go.Scatter(x=sel.iteration, y=sel.val_mse, mode="lines+markers", name="val MSE"), row=1, col=1)
+        if "diversity_sym_kl" in sel:
+            fig.add_trace(go.Scatter(x=sel.iteration, y=sel.diversity_sym_kl, mode="lines+markers", name="sym KL"),
+                          row=1, col=2)
+        figs.append(fig.update_layout(title="Each candidate synthetic set: a model trained on it, and its diversity",
+                                      xaxis_title="iteration"))
 
     parts = [f.to_html(full_html=False, include_plotlyjs=(i == 0)) for i, f in enumerate(figs)]
     (out / "condense_report.html").write_text(
@@ -90,3 +101,28 @@ def write_report(out_dir: str | Path, columns: list[str], syn_x: torch.Tensor, s
         f"{''.join(parts)}</body></html>")
     return {"diversity_sym_kl_mean": float(off.mean()) if off.size else 0.0,
             "diversity_isib": float(np.exp(-off).mean()) if off.size else 1.0}
+
+
+def _windows_figure(out: Path, columns: list[str], syn_w: np.ndarray, start_w: np.ndarray, seq_len: int):
+    """One panel per synthetic window: each channel (toggle in the legend) learned (solid) vs the
+    real window it started from (dotted); the dashed line marks where the labels begin."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    n, T, _ = syn_w.shape
+    rows = [{"window": i, "t": t, "source": src, **dict(zip(columns, w[i, t].tolist()))}
+            for src, w in (("synthetic", syn_w), ("real start", start_w)) for i in range(n) for t in range(T)]
+    pd.DataFrame(rows).to_csv(out / "windows_vs_start.csv", index=False)
+    cols = min(n, 5)
+    fig = make_subplots(rows=-(-n // cols), cols=cols, subplot_titles=[f"window {i}" for i in range(n)])
+    palette = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"]
+    for i in range(n):
+        r, c = i // cols + 1, i % cols + 1
+        for k, col in enumerate(columns):
+            color = palette[k % len(palette)]
+            for src, w, dash in (("synthetic", syn_w, "solid"), ("real start", start_w, "dot")):
+                fig.add_trace(go.Scatter(y=w[i, :, k], name=f"{col} ({src})", legendgroup=col, showlegend=i == 0,
+                                         line={"color": color, "dash": dash, "width": 1}), row=r, col=c)
+        fig.add_vline(x=seq_len - 0.5, line_dash="dash", line_color="grey", row=r, col=c)
+    return fig.update_layout(title="Every synthetic window (solid) vs the real window it started from (dotted)",
+                             height=260 * (-(-n // cols)) + 120)
