@@ -43,6 +43,40 @@ def test_frequency_value_loss_is_zero_for_identical_inputs_and_positive_otherwis
     assert torch.isclose(shifted, torch.tensor(0.1 * 4 / 3))  # |DC diff| = 4*0.1 in 1 of 3 bins
 
 
+def test_value_term_readings_differ_where_the_summary_is_ambiguous():
+    """temporal l1 | mse; value_pair labels | student; value_grad labels | inputs: which tensors
+    the value term's gradient reaches."""
+    from tdml.condense.plugins import DDTimeConfig, DDTimeTerms
+
+    _, y = _data()
+    assert torch.isclose(frequency_value_loss(y, y + 0.1, 0.0, "mse"), torch.tensor(0.01))
+    model, (x, y) = _model(), _data()
+    spec = FlatParams.of(model)
+    theta = spec.flatten(model)
+    for p in model.parameters():
+        p.requires_grad_(False)
+
+    def grads(**cfg):
+        xs, ys = x.clone().requires_grad_(True), y.clone().requires_grad_(True)
+        dd = DDTimeConfig(freq=True, isib=False, **cfg)
+        with torch.set_grad_enabled(dd.value_grad == "inputs"):
+            expert = predict(model, spec, theta + 0.1, xs)
+        theta_k = unroll(model, spec, theta, xs, ys, 0.1, 2)
+        student = predict(model, spec, theta_k, xs) if dd.value_pair == "student" else None
+        DDTimeTerms(dd)(xs, ys, expert, student)["value"].backward()
+        return xs.grad, ys.grad
+
+    gx, gy = grads()  # the default: labels vs a detached expert forecast -> only Y moves
+    assert gx is None and gy.abs().sum() > 0
+    gx, gy = grads(value_grad="inputs")  # the expert's forecast moves X too
+    assert gx.abs().sum() > 0 and gy.abs().sum() > 0
+    gx, gy = grads(value_pair="student")  # the unrolled student's forecast: X and Y through theta_K
+    assert gx.abs().sum() > 0 and gy.abs().sum() > 0
+    for bad in ({"value_pair": "teacher"}, {"temporal": "huber"}, {"value_grad": "both"}):
+        with pytest.raises(ConfigError, match=f"ddtime.{next(iter(bad))} '{next(iter(bad.values()))}' unknown"):
+            condense_config({"ddtime": bad})
+
+
 # ------------------------------------------------------------------ ISIB
 def test_isib_is_one_for_identical_samples_and_decreases_as_samples_differ():
     x, y = _data(1)

@@ -108,11 +108,14 @@ def condense(data, experts: Experts, cfg: CondenseRunConfig, generator: torch.Ge
         x, y = syn.windows()
         lr = log_lr.exp() if m.learn_inner_lr else m.inner_lr
         theta_k = unroll(model, experts.spec, start, x, y, lr, m.syn_steps)
-        expert_pred = None
-        if plugins.cfg.freq:
-            with torch.no_grad():
-                expert_pred = predict(model, experts.spec, final, x)  # the expert's forecast is the target
-        terms = {"match": matching_loss(theta_k, start, target), **plugins(x, y, expert_pred)}
+        expert_pred = student_pred = None
+        dd = plugins.cfg
+        if dd.freq:  # the expert's forecast is the target; detached unless value_grad=inputs
+            with torch.set_grad_enabled(dd.value_grad == "inputs"):
+                expert_pred = predict(model, experts.spec, final, x)
+            if dd.value_pair == "student":
+                student_pred = predict(model, experts.spec, theta_k, x)
+        terms = {"match": matching_loss(theta_k, start, target), **plugins(x, y, expert_pred, student_pred)}
         total = plugins.total(terms)  # the matching term has no plug-in weight: it counts once
         if not torch.isfinite(total):
             raise FloatingPointError(f"non-finite condensation loss at iteration {it}: "

@@ -18,9 +18,10 @@ BASES.register("mtt")({})
 
 PLUGINS: Registry[dict[str, Any]] = Registry("condensation plug-in")
 PLUGINS.register("condtsf")({"condtsf": {"enabled": True}})
-# DDTime's synthetic set is S independent windows (its paper); the other methods keep CondTSF's
-# series layout
-PLUGINS.register("ddtime")({"ddtime": {"freq": True, "isib": True}, "layout": "samples"})
+# DDTime's synthetic set is S independent windows updated by Adam at lr 0.1 (its paper); the
+# other methods keep CondTSF's series layout and lr 0.01 (docs/condense.md, "Decisions")
+PLUGINS.register("ddtime")({"ddtime": {"freq": True, "isib": True}, "layout": "samples",
+                            "match": {"series_lr": 0.1}})
 PLUGINS.register("ftd")({"experts": {"sharpness": 0.05}})
 PLUGINS.register("datm")({"match": {"datm": True}})
 

@@ -1,7 +1,8 @@
 """Plug-in terms on the synthetic data (docs/methods.md §3.4–3.5).
 
-* ``frequency_value_loss`` -- DDTime's value term: (1-a) mean|Y - P| + a mean|rFFT(Y) - rFFT(P)|
-  along the horizon, P the expert's prediction on the synthetic inputs.
+* ``frequency_value_loss`` -- DDTime's value term: (1-a) d(Y, P) + a mean|rFFT(Y) - rFFT(P)|
+  along the horizon, P the expert's prediction on the synthetic inputs, d mean |.| or mean (.)^2;
+  Y the synthetic labels or the unrolled student's forecast (``value_pair``).
 * ``isib`` -- inter-sample information bottleneck: p_i = softmax(z_i / tau), D_ij the symmetric
   KL, loss = mean_{i != j} exp(-D_ij); it is 1 for identical samples and falls as they differ.
 * CondTSF's label interpolation Ys <- (1-b) Ys + b P is a method of the synthetic set's layout
@@ -38,11 +39,24 @@ def _spectrum(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return torch.fft.rfft(torch.cat([x, y], dim=1), dim=1).abs().reshape(x.shape[0], -1)
 
 
-def frequency_value_loss(target: torch.Tensor, pred: torch.Tensor, alpha: float) -> torch.Tensor:
-    """[n, H, C] each; alpha=0 is the temporal L1, alpha=1 the spectral L1 only."""
-    temporal = (target - pred).abs().mean()
+# The temporal part's distance: the summary says "MSE between teacher/student predictions";
+# L1 matches the spectral part's L1 (and CondTSF's code).
+TEMPORAL: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {"l1": lambda d: d.abs().mean(),
+                                                               "mse": lambda d: d.pow(2).mean()}
+# What the value term aligns with the expert's forecast f(theta_T; X) (the summary: "teacher/student
+# predictions on synthetic inputs"): the synthetic labels Y (CondTSF's value term), or the forecast
+# of the student unrolled on the synthetic set, f(theta_K; X).
+VALUE_PAIRS = ("labels", "student")
+# Whether the expert's forecast is a detached target (gradients reach only the labels, or the
+# student's forecast), or differentiable in X too ("inputs").
+VALUE_GRADS = ("labels", "inputs")
+
+
+def frequency_value_loss(target: torch.Tensor, pred: torch.Tensor, alpha: float,
+                         temporal: str = "l1") -> torch.Tensor:
+    """[n, H, C] each; alpha=0 is the temporal term only, alpha=1 the spectral L1 only."""
     spectral = (torch.fft.rfft(target, dim=1) - torch.fft.rfft(pred, dim=1)).abs().mean()
-    return (1 - alpha) * temporal + alpha * spectral
+    return (1 - alpha) * TEMPORAL[temporal](target - pred) + alpha * spectral
 
 
 def pairwise_sym_kl(z: torch.Tensor, tau: float) -> torch.Tensor:
@@ -76,6 +90,10 @@ class DDTimeConfig:
     lam: float = 0.6  # lambda of the ISIB regulariser
     tau: float = 1.0  # softmax temperature of p_i = softmax(z_i / tau)
     representation: str = "window"  # z_i: 'window' (x||y values) or 'spectrum' (|rFFT| per channel)
+    # the readings of the value term where the summary is ambiguous (docs/methods.md §3.4)
+    value_pair: str = "labels"  # labels: Y vs f(theta_T; X); student: f(theta_K; X) vs f(theta_T; X)
+    temporal: str = "l1"  # l1 | mse
+    value_grad: str = "labels"  # labels: f(theta_T; X) detached; inputs: it moves X as well
 
     def validate(self):
         require(0 <= self.alpha <= 1, f"ddtime.alpha must be in [0, 1], got {self.alpha}")
@@ -83,6 +101,9 @@ class DDTimeConfig:
         require(self.tau > 0, f"ddtime.tau must be > 0, got {self.tau}")
         require(self.representation in REPRESENTATIONS,
                 f"ddtime.representation {self.representation!r} unknown; valid: {', '.join(REPRESENTATIONS.names())}")
+        for name, value, valid in (("value_pair", self.value_pair, VALUE_PAIRS), ("temporal", self.temporal, TEMPORAL),
+                                   ("value_grad", self.value_grad, VALUE_GRADS)):
+            require(value in valid, f"ddtime.{name} {value!r} unknown; valid: {', '.join(valid)}")
 
 
 class DDTimeTerms(Loss):
@@ -95,10 +116,13 @@ class DDTimeTerms(Loss):
         c = self.cfg
         return {"value": c.value_weight if c.freq else 0.0, "isib": c.lam if c.isib else 0.0}
 
-    def forward(self, x: torch.Tensor, y: torch.Tensor, expert_pred: torch.Tensor | None) -> dict[str, torch.Tensor]:
+    def forward(self, x: torch.Tensor, y: torch.Tensor, expert_pred: torch.Tensor | None,
+                student_pred: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """``expert_pred`` f(theta_T; x); ``student_pred`` f(theta_K; x), needed for value_pair=student."""
         c, terms = self.cfg, {}
         if c.freq:
-            terms["value"] = frequency_value_loss(y, expert_pred, c.alpha)
+            aligned = y if c.value_pair == "labels" else student_pred
+            terms["value"] = frequency_value_loss(aligned, expert_pred, c.alpha, c.temporal)
         if c.isib:
             terms["isib"] = isib(x, y, c.tau, c.representation)
         return terms
