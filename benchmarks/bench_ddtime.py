@@ -3,7 +3,7 @@
 ETTh1, 24 -> 24, ``--n-windows`` synthetic windows. Rows (issue 14, items 3-4):
 
 * full data, converged: DLinear by closed-form least squares on every training window
-  (tdml.condense.closed_form; deterministic), and each ``--full-models`` model (the MLP) trained
+  (tdml.condensation.closed_form; deterministic), and each ``--full-models`` model (the MLP) trained
   by gradient on every window for up to ``--full-epochs`` epochs, early-stopped on validation,
   once per ``--full-seeds`` seed;
 * a random real subset of the same size, one per ``--subset-seeds`` seed (mean ± std over subsets);
@@ -48,11 +48,11 @@ import torch
 
 from results_file import publish
 from tdml import tracking
-from tdml.condense.closed_form import fit_dlinear_least_squares
-from tdml.condense.condenser import condense
-from tdml.condense.evaluation import EVAL_BATCH
-from tdml.condense.experts import get_experts
-from tdml.condense.pipeline import condense_config, condense_in_run
+from tdml.condensation.closed_form import fit_dlinear_least_squares
+from tdml.condensation.condenser import condense
+from tdml.condensation.evaluation import EVAL_BATCH
+from tdml.condensation.experts import get_experts
+from tdml.condensation.pipeline import condense_config, condense_in_run
 from tdml.config import DataConfig, TrainConfig
 from tdml.data import load_data
 from tdml.models import build_model

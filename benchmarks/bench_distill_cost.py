@@ -29,11 +29,11 @@ import torch.nn.functional as F
 
 from tdml import tracking
 from tdml.data import load_data
-from tdml.distill import LOSSES
+from tdml.losses import LOSSES
 from tdml.config import TrainConfig
 from tdml.data.batching import INDEX
 from tdml.contracts import run_model
-from tdml.distill.timedistill import FEATURE_LOG_EPS, multi_period_loss, multi_scale_loss
+from tdml.losses.timedistill import FEATURE_LOG_EPS, multi_period_loss, multi_scale_loss
 from tdml.models import build_model
 from tdml.pipelines import distill_in_run
 from tdml.resolve import Layers, resolve_distill

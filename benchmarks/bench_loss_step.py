@@ -30,7 +30,7 @@ from tdml.config import DataConfig, TrainConfig
 from tdml.contracts import run_model
 from tdml.data import load_data
 from tdml.data.batching import INDEX
-from tdml.distill.timedistill import FEATURE_LOG_EPS, TimeDistillConfig, TimeDistillLoss, multi_period_loss, \
+from tdml.losses.timedistill import FEATURE_LOG_EPS, TimeDistillConfig, TimeDistillLoss, multi_period_loss, \
     multi_scale_loss
 from tdml.models import build_model
 from tdml.tasks import TASKS

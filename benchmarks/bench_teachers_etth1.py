@@ -15,8 +15,7 @@ import argparse
 import time
 from pathlib import Path
 
-from tdml.pipelines import run_train_teacher
-from tdml.resolve import resolve_teacher
+import tdml
 
 
 def main() -> None:
@@ -31,11 +30,9 @@ def main() -> None:
     rows = []
     for name in args.models:
         t0 = time.perf_counter()
-        s = run_train_teacher(resolve_teacher({
-            "data": {"dataset": "etth1", "seq_len": 720, "pred_len": 96}, "model": name,
-            "tracking": {"experiment": args.experiment, "alias": "bench", "diagnostics": False},
-            "train": {"epochs": args.epochs, "seed": args.seed, "progress": False,
-                      "max_batches": args.max_batches}}))
+        s = tdml.train_teacher("etth1", model=name, seq_len=720, pred_len=96, experiment=args.experiment,
+                               alias="bench", epochs=args.epochs, seed=args.seed, progress=False,
+                               set={"tracking.diagnostics": False, "train.max_batches": args.max_batches})
         rows.append(f"| {name} | {s.metrics['test_mse']:.4f} | {s.metrics['test_mae']:.4f} | {s.n_params:,} | "
                     f"{int(s.metrics['epochs_run'])} (best {int(s.metrics['best_epoch']) + 1}) | "
                     f"{time.perf_counter() - t0:.0f} |")

@@ -1,4 +1,5 @@
-"""The ``tdml`` command; its subcommands are the MLproject entry points.
+"""The ``tdml`` command; its subcommands are the MLproject entry points. Each one parses its
+options (``tdml.options``: the API's keywords), calls the ``tdml.api`` function and prints.
 
 Options map onto dotted config keys; ``--config file.yaml`` and ``--set key=value`` reach
 every other field. The raw config is type-checked inside the MLflow run, so bad input
@@ -8,81 +9,24 @@ ends as a FAILED run with its reason, a message on stderr and exit status 2.
 from __future__ import annotations
 
 import argparse
-import importlib
 import logging
 import signal
 import sys
 import threading
 from typing import Any, Callable
 
-from tdml import pipelines, runstate, tracking
-from tdml.config import deep_merge, load_yaml, parse_overrides, set_dotted
+from tdml import api, options, runstate
+from tdml.config import deep_merge, load_yaml, parse_overrides
 from tdml.errors import ConfigError, Stopped, TdmlError
-from tdml.resolve import Layers, resolve_teacher
-
-def _float(text: str) -> float | None:
-    """A number option; "" (an MLproject default) means "not given"."""
-    return None if text == "" else float(text)
 
 
-def _int(text: str) -> int | None:
-    """An integer option that also accepts MLflow's float rendering ('96.0'); "" = not given."""
-    if text == "":
-        return None
-    value = float(text)
-    if not value.is_integer():
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}")
-    return int(value)
-
-
-# option -> (dotted config key, type); "" / 0 from MLproject defaults mean "not given" where noted
-DATA_OPTS = {"dataset": ("data.dataset", str), "data_path": ("data.data_path", str),
-             "seq_len": ("data.seq_len", _int), "pred_len": ("data.pred_len", _int),
-             "batch_size": ("data.batch_size", _int), "duplicates": ("data.duplicates", str)}
-TRAIN_OPTS = {"epochs": ("train.epochs", _int), "lr": ("train.lr", _float), "seed": ("train.seed", _int),
-              "patience": ("train.patience", _int), "device": ("train.device", str)}
-TRACK_OPTS = {"alias": ("tracking.alias", str), "experiment": ("tracking.experiment", str),
-              "promote": ("tracking.promote", str)}
-
-
-def loss_opts(*methods: str) -> dict[str, tuple]:
-    """One option per field of the named losses' ``Config`` (all registered losses when none
-    are named), setting ``loss.<field>``: a method's options come from the method itself. A
-    field named like a data/train/tracking option (MemKD's ``seed``) is ``--loss-<field>``."""
-    import typing
-
-    from tdml.distill import LOSSES
-
-    taken = {**DATA_OPTS, **TRAIN_OPTS, **TRACK_OPTS}
-    out: dict[str, tuple[str, type]] = {}
-    users: dict[str, list[str]] = {}
-    for method in methods or LOSSES.names():
-        for name, tp in typing.get_type_hints(LOSSES.get(method).Config).items():
-            parse = _int if int in (tp, *typing.get_args(tp)) else _float if tp is float else str
-            opt = f"loss_{name}" if name in taken else name
-            out[opt] = (f"loss.{name}", parse)
-            users.setdefault(opt, []).append(method)
-    return {opt: (key, parse, f"--method {' / '.join(users[opt])}") for opt, (key, parse) in out.items()}
-
-
-def _add(p: argparse.ArgumentParser, opts: dict[str, tuple]) -> None:
+def _add(p: argparse.ArgumentParser, opts: options.Table) -> None:
     for name, (key, tp, *note) in opts.items():
         # --kl-mode and --kl_mode: `mlflow run -P kl_mode=...` passes undeclared parameters
         # through with their underscores.
         flags = dict.fromkeys(["--" + name.replace("_", "-"), "--" + name])
         p.add_argument(*flags, dest=name, type=tp, default=None,
                        help=f"sets {key}" + (f" ({note[0]})" if note else ""))
-
-
-def raw_config(args: argparse.Namespace, opts: dict[str, tuple]) -> dict[str, Any]:
-    raw: dict[str, Any] = load_yaml(args.config) if args.config else {}
-    given: dict[str, Any] = {}
-    for name, (key, *_) in opts.items():
-        v = getattr(args, name, None)
-        if v is None or v == "":  # not given (MLproject passes "" for an unset string)
-            continue
-        set_dotted(given, key, v)
-    return deep_merge(deep_merge(raw, given), parse_overrides(args.set or []))
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -92,10 +36,20 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
-def _progress(args, raw):
-    if args.no_progress:
-        set_dotted(raw, "train.progress", False)
-    return raw
+def given(args: argparse.Namespace, opts: options.Table) -> dict[str, Any]:
+    """The options given on the command line (None / "" = not given), by name."""
+    return {n: getattr(args, n) for n in opts if getattr(args, n, None) not in (None, "")}
+
+
+def _call(args: argparse.Namespace, opts: options.Table) -> dict[str, Any]:
+    """The API keywords of a command line: its options, ``set``, ``config``, ``progress``."""
+    return {**given(args, opts), "set": parse_overrides(args.set or []), "config": args.config,
+            "progress": not args.no_progress}
+
+
+def raw_config(args: argparse.Namespace, opts: options.Table) -> dict[str, Any]:
+    """The raw config a command line gives (what the API builds from the same keywords)."""
+    return options.raw_config(opts, given(args, opts), args.config, parse_overrides(args.set or []))
 
 
 def _final(s) -> str:
@@ -104,91 +58,77 @@ def _final(s) -> str:
 
 
 def cmd_train_teacher(args) -> int:
-    raw = _progress(args, raw_config(args, {**DATA_OPTS, **TRAIN_OPTS, **TRACK_OPTS, "model": ("model", str)}))
-    exp = raw.get("tracking", {}).get("experiment", "tdml")
-    with tracking.start_run(exp, f"teacher-{raw.get('model', 'itransformer')}", "teacher"):
-        s = pipelines.train_teacher_in_run(resolve_teacher(raw))
+    s = api.train_teacher(**_call(args, options.TEACHER_OPTS))
     print(f"teacher run {s.run_id}: {_final(s)} params={s.n_params:,} registered={s.registered}")
     return 0
 
 
-DISTILL_OPTS = {**DATA_OPTS, **TRAIN_OPTS, **TRACK_OPTS, **loss_opts(), "teacher": ("teacher", str),
-                "model": ("student", str), "method": ("method", str)}
-# the main job distils with TimeDistill: its options are that method's
-MAIN_OPTS = {**DATA_OPTS, **TRAIN_OPTS, **TRACK_OPTS, **loss_opts("timedistill"), "model": ("model", str)}
-
-
 def cmd_distill(args) -> int:
-    raw = _progress(args, raw_config(args, DISTILL_OPTS))
-    exp = raw.get("tracking", {}).get("experiment", "tdml")
-    with tracking.start_run(exp, "student", "student"):
-        s = pipelines.distill_in_run(Layers(explicit=raw))
+    s = api.distill(**_call(args, options.DISTILL_OPTS))
     print(f"student run {s.run_id}: {_final(s)} params={s.n_params:,} "
           f"(teacher {s.extra['teacher_n_params']:,}) registered={s.registered}")
     return 0
 
 
 def cmd_main(args) -> int:
-    from tdml.pipelines import run_main_in_run
-
-    raw_t = _progress(args, raw_config(args, {**DATA_OPTS, **TRAIN_OPTS, **TRACK_OPTS, "model": ("model", str)}))
-    raw_s = {k: v for k, v in _progress(args, raw_config(args, MAIN_OPTS)).items()
-             if k in ("loss", "tracking", "train")}
-    raw_s.setdefault("train", {}).pop("lr", None)  # --lr is the teacher's; the student keeps its own
-    exp = raw_t.get("tracking", {}).get("experiment", "tdml")
-    with tracking.start_run(exp, "main", "pipeline"):
-        table = run_main_in_run(raw_t, raw_s)
-    print(table)
+    print(api.main(**_call(args, options.MAIN_OPTS)))
     return 0
 
 
 def cmd_report(args) -> int:
     """A ``report`` run in the experiment, with the table and the Pareto plot (tdml.comparison)."""
-    from tdml.comparison import log_report, primary_metric  # plotly only when a report is written
+    from tdml.comparison import primary_metric
 
-    raw = raw_config(args, COMMANDS["report"][1])
-    experiment = raw.get("experiment") or "tdml"
-    names = tracking.experiment_names()
-    if experiment not in names:  # checked first: a report run would create the experiment
-        raise ConfigError(f"experiment {experiment!r} does not exist in {tracking.tracking_uri()}; "
-                          f"experiments: {', '.join(names) or '(none)'}")
-    with tracking.start_run(experiment, f"report {experiment}", "report"):
-        df = log_report(experiment, raw.get("family", ""))
+    raw = raw_config(args, options.REPORT_OPTS)
+    df = api.report(raw.get("experiment") or "tdml", raw.get("family", ""))
     y, _ = primary_metric(df)
     print(df[["run_name", "role", y, "n_params", "cpu_latency_ms_b32"]].to_string(index=False))
     return 0
 
 
-def _lazy(module: str, function: str) -> Callable:
-    """A subcommand whose module (Optuna, condensation) is imported only when it runs."""
+def cmd_condense(args) -> int:
+    from tdml.condensation.cli import summary_table
 
-    def run(args):
-        return getattr(importlib.import_module(module), function)(args)
+    kw = _call(args, options.CONDENSE_OPTS)
+    kw.pop("progress")
+    print(summary_table(api.condense(**kw, verbose=args.verbose)))
+    return 0
 
-    return run
+
+def cmd_tune(args) -> int:
+    """``tdml tune --study studies/x.yaml [--n-trials N] [--storage URL] [--n-jobs K] [--set k=v]``."""
+    if not args.study:
+        raise ConfigError("--study is required: a study spec such as studies/timedistill_synthetic.yaml")
+    overrides = deep_merge(load_yaml(args.config) if args.config else {}, parse_overrides(args.set or []))
+    r = api.tune(args.study, n_trials=args.n_trials or None, storage=args.storage or None, n_jobs=args.n_jobs or 1,
+                 set=overrides, progress=not args.no_progress)
+    print(f"study {r.study_name} ({r.storage}): trials {r.n_trials}; parent run {r.parent_run_id}")
+    for b in r.best[:5]:
+        print(f"  best trial {b['number']}: {b['values']} params {b['params']} run {b['mlflow_run_id']}")
+    for f in r.finals:
+        print(f"  final (trial {f['number']}): {f['metrics']} -> models:/{f['registered_name']}/{f['version']}")
+    if r.promotion:
+        print(f"  promotion: {'PROMOTED' if r.promotion['promoted'] else 'kept current'} - {r.promotion['reason']}")
+    return 0
 
 
-COMMANDS: dict[str, tuple[Callable, dict, str]] = {
-    "condense": (_lazy("tdml.condense.cli", "cmd_condense"),
-                 {**DATA_OPTS, "n_windows": ("n_windows", _int), "method": ("method", str), "seed": ("seed", _int),
-                  "experts": ("experts_uri", str), "iterations": ("match.iterations", _int),
-                  "experiment": ("tracking.experiment", str)},
+COMMANDS: dict[str, tuple[Callable, options.Table, str]] = {
+    "condense": (cmd_condense, options.CONDENSE_OPTS,
                  "condense a dataset into a few synthetic windows (trajectory matching + CondTSF/DDTime)"),
-    "train-teacher": (cmd_train_teacher, {**DATA_OPTS, **TRAIN_OPTS, **TRACK_OPTS, "model": ("model", str)},
+    "train-teacher": (cmd_train_teacher, options.TEACHER_OPTS,
                       "train a teacher and register it as <dataset>-<model>-L<seq>-H<pred>@<alias>"),
-    "distill": (cmd_distill, DISTILL_OPTS,
+    "distill": (cmd_distill, options.DISTILL_OPTS,
                 "distil a student from a registered teacher (models:/<name>@<alias>)"),
-    "main": (cmd_main, MAIN_OPTS,
+    "main": (cmd_main, options.MAIN_OPTS,
              "train a teacher on the data, distil an MLP through the registry, print the comparison"),
-    "report": (cmd_report,
-               {"experiment": ("experiment", str), "family": ("family", str)},
+    "report": (cmd_report, options.REPORT_OPTS,
                "one table and Pareto plot (error vs latency / parameters) of an experiment's teachers "
                "and students, logged as a report run"),
-    "tune": (_lazy("tdml.tuning.cli", "cmd_tune"),
-             {"study": ("study", str), "n_trials": ("n_trials", _int), "storage": ("storage.url", str),
-              "n_jobs": ("n_jobs", _int)},
+    "tune": (cmd_tune, options.TUNE_OPTS,
              "run (or resume) an Optuna study from studies/*.yaml; trials are MLflow child runs"),
 }
+# what tests and older callers import from here
+DISTILL_OPTS = options.DISTILL_OPTS
 
 
 def build_parser() -> argparse.ArgumentParser:

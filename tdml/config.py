@@ -215,8 +215,8 @@ class DataConfig:
     def label(self) -> str:
         """The dataset's name as runs, registered names and the defaults table see it: the
         catalog name, or a CSV's file stem when only ``data_path`` is given."""
-        if self.data_path and self.dataset == "synthetic":
-            return Path(self.data_path).expanduser().stem.lower()
+        if self.data_path and self.dataset == "synthetic":  # an in-memory frame (tdml.data.frames): "dataframe"
+            return "dataframe" if self.data_path.startswith("frame:") else Path(self.data_path).expanduser().stem.lower()
         return self.dataset
 
     def validate(self):
@@ -316,8 +316,8 @@ class DistillRunConfig:
     data: DataConfig = field(default_factory=DataConfig)
     student: str = "mlp"
     student_params: dict = field(default_factory=dict)
-    method: str = "timedistill"  # a key of tdml.distill.base.LOSSES
-    loss: dict = field(default_factory=dict)  # that loss's Config fields (its ``Config`` beside it in tdml.distill)
+    method: str = "timedistill"  # a key of tdml.losses.base.LOSSES
+    loss: dict = field(default_factory=dict)  # that loss's Config fields (its ``Config`` beside it in tdml.losses)
     target_weight: float = 1.0  # weight of the ground-truth loss
     # the frozen teacher's train-split outputs: computed once and shared through
     # $TDML_CACHE_DIR (disk, streamed: constant memory), once per run (memory), or every step (recompute).

@@ -3,7 +3,7 @@
 ``Dims`` is what the data fixes about a model (data loaders build it, models read it);
 ``ModelOutput`` is one forward pass as the trainer, the losses and the teacher cache see it.
 Keeping them here lets ``tdml.data`` and ``tdml.train`` depend on the contract instead of on
-``tdml.models`` or ``tdml.distill``.
+``tdml.models`` or ``tdml.losses``.
 """
 
 from __future__ import annotations

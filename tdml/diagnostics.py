@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from plotly.subplots import make_subplots
 
-from tdml.distill.timedistill import period_distribution
+from tdml.losses.timedistill import period_distribution
 
 
 def _spectrum_sum(x: np.ndarray) -> np.ndarray:

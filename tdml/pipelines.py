@@ -21,7 +21,7 @@ import torch
 from tdml import precision, tracking
 from tdml.config import DataConfig, TeacherRunConfig, coerce_dataclass, deep_merge, to_dict
 from tdml.data import load_data
-from tdml.distill import LOSSES
+from tdml.losses import LOSSES
 from tdml.errors import ConfigError, IncompatibleTeacherError, TdmlError
 from tdml.latency import cpu_latency_ms
 from tdml.models import build_model
@@ -47,6 +47,11 @@ class RunSummary:
     registered: str | None = None  # models:/<name>/<version>
     version: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def model_uri(self) -> str | None:
+        """``models:/<name>/<version>`` of the registered model (None if nothing was registered)."""
+        return self.registered
 
 
 class EpochLogger:
@@ -146,7 +151,7 @@ def distill_in_run(layers: Layers | dict[str, Any], callbacks=()) -> RunSummary:
         if student.task != teacher.task:
             raise IncompatibleTeacherError(f"student {cfg.student!r} is a {student.task} model but the "
                                            f"teacher is a {teacher.task} model")
-        loss = loss_cls.from_models(loss_cfg, student, teacher)  # registered in tdml.distill
+        loss = loss_cls.from_models(loss_cfg, student, teacher)  # registered in tdml.losses
     task = TASKS.get(student.task)
     tracking.log_params({"loss": dataclasses.asdict(loss_cfg), "student_params": dataclasses.asdict(student.params)})
     # top level: what people compare across runs (table columns, parallel coordinates)
@@ -338,18 +343,6 @@ def _model_meta(data, data_cfg: DataConfig, task: str) -> dict[str, Any]:
 
 TEACHER_REQUIRED = ("teacher is required: pass a registry URI such as "
                     "models:/etth1-itransformer-L720-H96@champion")
-
-
-def run_train_teacher(cfg: TeacherRunConfig) -> RunSummary:
-    with tracking.start_run(cfg.tracking.experiment, f"teacher-{cfg.model}", "teacher"):
-        return train_teacher_in_run(cfg)
-
-
-def run_distill(layers: Layers | dict[str, Any]) -> RunSummary:
-    layers = layers if isinstance(layers, Layers) else Layers(explicit=layers)
-    experiment = layers.merged().get("tracking", {}).get("experiment", "tdml")
-    with tracking.start_run(experiment, "student", "student"):
-        return distill_in_run(layers)
 
 
 def run_main_in_run(raw_teacher: dict, raw_student: dict) -> str:

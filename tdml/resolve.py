@@ -14,7 +14,7 @@ run logs. Layers, lowest first (a later layer wins key by key):
 6. run mode             what the entry point itself fixes (a search trial reads validation
                         and registers nothing); never set by users
 
-A condense run's table layer is its method's plug-in defaults (``tdml.condense.methods``).
+A condense run's table layer is its method's plug-in defaults (``tdml.condensation.methods``).
 For a distill run the data settings start from the teacher's registered data config
 (between 1 and 2), so ``-P teacher=...`` alone is a complete run, and the dataset that
 picks table rows is the resolved one: the teacher's own when inherited. The student and
@@ -76,7 +76,7 @@ def resolve_distill(layers: Layers | dict[str, Any], teacher_meta: dict[str, Any
     Without metadata (static checks of a study before its teacher exists) the data settings
     come from the layers alone and the task is forecasting.
     """
-    from tdml.distill import LOSSES  # the loss registry is filled by importing tdml.distill
+    from tdml.losses import LOSSES  # the loss registry is filled by importing tdml.losses
     from tdml.tasks import TASKS
 
     raw = _merged(layers)
@@ -101,8 +101,8 @@ def resolve_distill(layers: Layers | dict[str, Any], teacher_meta: dict[str, Any
 
 def resolve_condense(layers: Layers | dict[str, Any]):
     """Condense run config: class defaults < the method's plug-in defaults < the layers."""
-    from tdml.condense.config import CondenseRunConfig
-    from tdml.condense.methods import method_defaults
+    from tdml.condensation.config import CondenseRunConfig
+    from tdml.condensation.methods import method_defaults
     from tdml.errors import ConfigError
 
     raw = _merged(layers)

@@ -13,7 +13,7 @@ counts or seeds may live in a process global:
   "seed, then build the models" must not interleave with another thread's draws:
   ``global_rng()`` is the (re-entrant) lock that every model construction holds
   (``tdml.models.build_model``) and that a run holds around seeding and building its models
-  (``tdml.pipelines``, ``tdml.condense``). Training itself draws from it only through dropout
+  (``tdml.pipelines``, ``tdml.condensation``). Training itself draws from it only through dropout
   in train mode; docs/tuning.md says what that means for parallel trials.
 """
 

@@ -250,7 +250,7 @@ def experiment_runs(experiment: str) -> list:
     return [] if exp is None else MlflowClient().search_runs([exp.experiment_id], max_results=5000)
 
 
-# ----------------------------------------------------------------------------- condensation (tdml.condense)
+# ----------------------------------------------------------------------------- condensation (tdml.condensation)
 @timed
 def find_finished_runs(tags: dict[str, str]) -> list[str]:
     """Ids of FINISHED runs (any experiment, newest first) carrying all of ``tags``."""

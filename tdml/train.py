@@ -24,7 +24,7 @@ from tdml import precision
 from tdml.config import TrainConfig
 from tdml.data.batching import INDEX
 from tdml.contracts import ModelOutput, run_model
-from tdml.distill.base import weighted_sum
+from tdml.losses.base import weighted_sum
 from tdml.runstate import check_stop
 from tdml.schedules import schedule
 from tdml.tasks import Task

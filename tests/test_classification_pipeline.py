@@ -163,7 +163,7 @@ def test_a_forecasting_model_on_a_ucr_dataset_is_refused(store, capsys):
 def test_memkd_unset_seed_resolves_to_the_torch_seed_in_force():
     import torch
 
-    from tdml.distill.memkd import MemKDConfig, MemKDLoss
+    from tdml.losses.memkd import MemKDConfig, MemKDLoss
 
     torch.manual_seed(11)
     a = MemKDLoss(MemKDConfig(long_pairs=4))

@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from tdml.condense.closed_form import fit_dlinear_least_squares
+from tdml.condensation.closed_form import fit_dlinear_least_squares
 from tdml.models import Dims, build_model
 
 DIMS = Dims(seq_len=12, n_channels=3, pred_len=4)

@@ -6,14 +6,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from tdml.condense.config import CondenseRunConfig
-from tdml.condense.condenser import start_epoch_bound
-from tdml.condense.experts import SharpnessAware
-from tdml.condense.matching import FlatParams, matching_loss, predict, unroll
-from tdml.condense.methods import method_defaults, parse_method
-from tdml.condense.pipeline import condense_config
-from tdml.condense.plugins import frequency_value_loss, isib, pairwise_sym_kl
-from tdml.condense.synthetic import LAYOUTS, SyntheticSamples, SyntheticSeries, series_length
+from tdml.condensation.config import CondenseRunConfig
+from tdml.condensation.condenser import start_epoch_bound
+from tdml.condensation.experts import SharpnessAware
+from tdml.condensation.matching import FlatParams, matching_loss, predict, unroll
+from tdml.condensation.methods import method_defaults, parse_method
+from tdml.condensation.pipeline import condense_config
+from tdml.condensation.plugins import frequency_value_loss, isib, pairwise_sym_kl
+from tdml.condensation.synthetic import LAYOUTS, SyntheticSamples, SyntheticSeries, series_length
 from tdml.errors import ConfigError
 from tdml.models import Dims, build_model
 from tdml.tasks import TASKS
@@ -46,7 +46,7 @@ def test_frequency_value_loss_is_zero_for_identical_inputs_and_positive_otherwis
 def test_value_term_readings_differ_where_the_summary_is_ambiguous():
     """temporal l1 | mse; value_pair labels | student; value_grad labels | inputs: which tensors
     the value term's gradient reaches."""
-    from tdml.condense.plugins import DDTimeConfig, DDTimeTerms
+    from tdml.condensation.plugins import DDTimeConfig, DDTimeTerms
 
     _, y = _data()
     assert torch.isclose(frequency_value_loss(y, y + 0.1, 0.0, "mse"), torch.tensor(0.01))
@@ -129,7 +129,7 @@ def test_matching_loss_is_one_when_the_student_does_not_move(how):
 @pytest.mark.parametrize("name,params", [("dlinear", {}), ("mlp", {"d_model": 8}), ("cnn", {"channels": 4}),
                                          ("lstm_forecaster", {"hidden": 4})])
 def test_functional_unroll_equals_manual_sgd_steps(name, params):
-    import tdml.condense  # noqa: F401  (registers cnn / lstm_forecaster)
+    import tdml.condensation  # noqa: F401  (registers cnn / lstm_forecaster)
 
     model = _model(name, **params).train()
     spec = FlatParams.of(model)

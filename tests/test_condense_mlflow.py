@@ -13,9 +13,9 @@ import torch
 
 from tdml import tracking
 from tdml.cli import main
-from tdml.condense.config import ExpertConfig
-from tdml.condense.dataset import read_synthetic
-from tdml.condense.experts import get_experts, load_experts
+from tdml.condensation.config import ExpertConfig
+from tdml.condensation.dataset import read_synthetic
+from tdml.condensation.experts import get_experts, load_experts
 from tdml.config import DataConfig
 from tdml.data import load_data
 from tdml.errors import ConfigError, RegistryError

@@ -4,7 +4,7 @@ import pytest
 
 from tdml.config import (DistillRunConfig, TeacherRunConfig, TrainConfig,
                          coerce_dataclass, flatten, parse_overrides)
-from tdml.distill.timedistill import TimeDistillConfig
+from tdml.losses.timedistill import TimeDistillConfig
 from tdml.errors import ConfigError
 
 

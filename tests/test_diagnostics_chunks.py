@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import tdml.diagnostics as diag
-from tdml.distill.timedistill import period_distribution
+from tdml.losses.timedistill import period_distribution
 
 
 def _series(n=301, h=24, c=3):

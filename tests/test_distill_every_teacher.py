@@ -7,9 +7,9 @@ import pytest
 import torch
 
 from tdml.config import DataConfig, TrainConfig
-from tdml.distill.timedistill import TimeDistillConfig
+from tdml.losses.timedistill import TimeDistillConfig
 from tdml.data import load_data
-from tdml.distill.timedistill import TimeDistillLoss
+from tdml.losses.timedistill import TimeDistillLoss
 from tdml.models import MODELS, build_model
 from tdml.models.defaults import default_params
 from tdml.tasks import TASKS

@@ -18,8 +18,8 @@ from tdml.cli import main
 from tdml.config import DataConfig, require
 from tdml.data import LOADERS
 from tdml.data.forecast import load_forecast_data
-from tdml.distill import LOSSES
-from tdml.distill.base import DistillationLoss
+from tdml.losses import LOSSES
+from tdml.losses.base import DistillationLoss
 from tdml.pipelines import RunSummary
 from tdml.studies import spec_from_dict
 from tdml.tuning import KINDS, StudyKind, tune

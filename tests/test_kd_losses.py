@@ -12,14 +12,14 @@ import math
 import pytest
 import torch
 
-from tdml.distill import dt2w, hints, kd, memkd  # noqa: F401  (registers the losses)
-from tdml.distill.base import LOSSES, ModelOutput, weighted_sum
-from tdml.distill.base import build_loss
-from tdml.distill.common import LossConfig
-from tdml.distill.dt2w import DT2WConfig, DT2WLoss, pairwise_cost, soft_dtw
-from tdml.distill.hints import ATConfig, ATLoss, FitNetLoss, RKDConfig, RKDLoss
-from tdml.distill.kd import DKDConfig, DKDLoss, KDConfig, KDLoss
-from tdml.distill.memkd import MemKDConfig, MemKDLoss, sample_pairs
+from tdml.losses import dt2w, hints, kd, memkd  # noqa: F401  (registers the losses)
+from tdml.losses.base import LOSSES, ModelOutput, weighted_sum
+from tdml.losses.base import build_loss
+from tdml.losses.common import LossConfig
+from tdml.losses.dt2w import DT2WConfig, DT2WLoss, pairwise_cost, soft_dtw
+from tdml.losses.hints import ATConfig, ATLoss, FitNetLoss, RKDConfig, RKDLoss
+from tdml.losses.kd import DKDConfig, DKDLoss, KDConfig, KDLoss
+from tdml.losses.memkd import MemKDConfig, MemKDLoss, sample_pairs
 from tdml.errors import ConfigError, IncompatibleTeacherError
 
 

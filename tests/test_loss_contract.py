@@ -11,9 +11,9 @@ import pytest
 import torch
 
 from tdml.cli import build_parser, raw_config
-from tdml.condense.plugins import DDTimeConfig, DDTimeTerms
-from tdml.distill import LOSSES
-from tdml.distill.base import DistillationLoss, Loss, weighted_sum
+from tdml.condensation.plugins import DDTimeConfig, DDTimeTerms
+from tdml.losses import LOSSES
+from tdml.losses.base import DistillationLoss, Loss, weighted_sum
 from tdml.errors import ConfigError, TdmlError
 from tdml.resolve import Layers, resolve_distill
 from tdml.studies import spec_from_dict
@@ -30,7 +30,7 @@ def test_every_registered_loss_follows_the_contract(name):
     assert issubclass(cls, DistillationLoss)
     assert dataclasses.is_dataclass(cls.Config)
     # the Config is defined beside its loss (or in the shared classification module), not in tdml.config
-    assert cls.Config.__module__.startswith("tdml.distill."), cls.Config.__module__
+    assert cls.Config.__module__.startswith("tdml.losses."), cls.Config.__module__
     for hook in ("from_models", "teacher_features", "weights", "total", "diagnostic_settings"):
         assert callable(getattr(cls, hook)), hook
 

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from tdml import latency, runstate, tracking
-from tdml.distill.memkd import MemKDConfig, MemKDLoss
+from tdml.losses.memkd import MemKDConfig, MemKDLoss
 from tdml.models import Dims, build_model
 from tdml.resolve import resolve_distill
 

@@ -9,9 +9,9 @@ import torch
 
 from tdml.cli import main
 from tdml.config import DataConfig
-from tdml.distill.timedistill import TimeDistillConfig
+from tdml.losses.timedistill import TimeDistillConfig
 from tdml.data import load_data
-from tdml.distill.timedistill import TimeDistillLoss
+from tdml.losses.timedistill import TimeDistillLoss
 from tdml.models import build_model
 from tdml.tasks import TASKS
 from tdml.errors import CacheError

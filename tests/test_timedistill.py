@@ -4,9 +4,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from tdml.distill.timedistill import TimeDistillConfig
+from tdml.losses.timedistill import TimeDistillConfig
 from tdml.contracts import ModelOutput
-from tdml.distill.timedistill import (FEATURE_LOG_EPS, PRED_LOG_EPS, TimeDistillLoss, multi_period_loss,
+from tdml.losses.timedistill import (FEATURE_LOG_EPS, PRED_LOG_EPS, TimeDistillLoss, multi_period_loss,
                                       multi_scale_loss, period_distribution)
 from tdml.models import Dims, build_model
 

@@ -17,7 +17,7 @@ from tdml.registry import Registry
 
 # Kinds defined in higher layers register themselves ("runs": tdml condense's synthetic sets);
 # they are named here, not imported.
-LOADERS: Registry[Callable[[DataConfig], Any]] = Registry("dataset kind", plugins=("tdml.condense.dataset",))
+LOADERS: Registry[Callable[[DataConfig], Any]] = Registry("dataset kind", plugins=("tdml.condensation.dataset",))
 LOADERS.register("forecast")(load_forecast_data)
 
 

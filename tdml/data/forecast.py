@@ -11,6 +11,7 @@ import torch
 
 from tdml.config import DataConfig
 from tdml.data.batching import INDEX, EpochOrder
+from tdml.data import frames
 from tdml.data.catalog import CATALOG
 from tdml.data.download import resolve, sha256_of
 from tdml.data.hygiene import Hygiene, check_order, clean_columns, parse_dates
@@ -144,6 +145,9 @@ class WindowLoader:
 def load_frame(cfg: DataConfig) -> tuple[str, pd.DataFrame, Hygiene, str, str | None, str | None]:
     """(name, frame, hygiene report, split rule, source, sha256) for a config: a file, a catalog
     name or 'synthetic'."""
+    if frames.is_frame(cfg.data_path):  # the API's data=df
+        df, report = check_frame(frames.get(cfg.data_path), f"DataFrame {cfg.data_path}", cfg.duplicates)
+        return cfg.label, df, report, "ratio", "pandas.DataFrame", frames.digest(frames.get(cfg.data_path))
     if cfg.data_path:
         path = Path(cfg.data_path).expanduser()
         spec = CATALOG.get(cfg.dataset) if cfg.dataset in CATALOG else None

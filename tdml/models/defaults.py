@@ -45,7 +45,7 @@ def validate_table(table: dict[str, Any], where: str = "model defaults") -> dict
 
 
 def _validate_losses(losses: dict[str, Any], where: str) -> None:
-    from tdml.distill import LOSSES  # lazy: tdml.distill builds on tdml.models
+    from tdml.losses import LOSSES  # lazy: tdml.losses builds on tdml.models
 
     for key, values in losses.items():
         method, _, teacher = str(key).partition("@")

@@ -10,11 +10,11 @@ that registers a new version without moving any alias; the promotion gate then m
 alias only if the candidate beats the current holder on validation.
 
 Kinds of study are registered in ``KINDS``: a kind turns trial parameters into one run.
-``distill`` (TimeDistill and every other loss in ``tdml.distill``) is the default.
+``distill`` (TimeDistill and every other loss in ``tdml.losses``) is the default.
 
 Modules: ``kinds`` (StudyKind, KINDS), ``distill_kind``, ``storage`` (storage, sampler,
 pruner, stale-trial retry), ``objective`` (trial runs, pruning), ``search`` (``tune``,
-summary, plots), ``finals`` (test re-runs, promotion), ``cli`` (``tdml tune``).
+summary, plots), ``finals`` (test re-runs, promotion). ``tdml tune`` is ``tdml.api.tune``.
 """
 
 from tdml.tuning.kinds import KINDS, StudyKind, check_space
@@ -24,8 +24,7 @@ from tdml.tuning.storage import (RetryStaleTrial, artifact_dir, create_or_load_s
 from tdml.tuning.objective import PruningReporter, make_objective, objective_value
 from tdml.tuning.finals import final_run, promote
 from tdml.tuning.search import TuneResult, tune
-from tdml.tuning.cli import cmd_tune
 
 __all__ = ["KINDS", "StudyKind", "check_space", "RUN_METRICS", "DistillKind", "RetryStaleTrial",
            "artifact_dir", "create_or_load_study", "pool_kwargs", "redact", "storage_url", "PruningReporter",
-           "make_objective", "objective_value", "final_run", "promote", "TuneResult", "tune", "cmd_tune"]
+           "make_objective", "objective_value", "final_run", "promote", "TuneResult", "tune"]

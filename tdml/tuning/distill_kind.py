@@ -21,7 +21,7 @@ class DistillKind(StudyKind):
     """A TimeDistill (or any registered loss) student against one registered teacher."""
 
     def validate(self) -> None:
-        from tdml.distill import LOSSES
+        from tdml.losses import LOSSES
         from tdml.models import MODELS
 
         s = self.spec

@@ -3,7 +3,7 @@
 A kind turns one trial's parameters into one run inside the active MLflow run. ``distill``
 (``tdml.tuning.distill_kind``) is the default; kinds defined elsewhere register with
 ``@KINDS.register(name)`` from their own module, which ``KINDS`` names as a plug-in
-(``tdml.condense.study``), so adding a kind touches no module of this package but that list.
+(``tdml.condensation.study``), so adding a kind touches no module of this package but that list.
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ class StudyKind:
 
 # Kinds defined in other packages register themselves when their module is imported; they are
 # named here, not imported, so tuning does not depend on them (no import cycle).
-KINDS: Registry[type[StudyKind]] = Registry("study kind", plugins=("tdml.condense.study",))
+KINDS: Registry[type[StudyKind]] = Registry("study kind", plugins=("tdml.condensation.study",))
 
 
 def check_space(spec: StudySpec, root: type, sections: dict[str, type], resolve) -> None:

@@ -17,11 +17,11 @@ from typing import Callable
 
 import torch
 
-from tdml.condense.config import CondenseRunConfig
-from tdml.condense.experts import Experts
-from tdml.condense.matching import matching_loss, predict, unroll
-from tdml.condense.plugins import DDTimeTerms, pairwise_sym_kl, REPRESENTATIONS
-from tdml.condense.synthetic import LAYOUTS
+from tdml.condensation.config import CondenseRunConfig
+from tdml.condensation.experts import Experts
+from tdml.condensation.matching import matching_loss, predict, unroll
+from tdml.condensation.plugins import DDTimeTerms, pairwise_sym_kl, REPRESENTATIONS
+from tdml.condensation.synthetic import LAYOUTS
 from tdml.errors import ConfigError
 
 log = logging.getLogger(__name__)

@@ -17,8 +17,8 @@ import torch
 from torch import nn
 
 from tdml.config import require
-from tdml.distill.base import LOSSES, DistillationLoss, ModelOutput
-from tdml.distill.fused import MultiScaleMSE, PeriodKL, spectrum
+from tdml.losses.base import LOSSES, DistillationLoss, ModelOutput
+from tdml.losses.fused import MultiScaleMSE, PeriodKL, spectrum
 from tdml.errors import IncompatibleTeacherError
 from tdml.precision import full
 
@@ -57,7 +57,7 @@ def multi_scale_loss(s: torch.Tensor, t: torch.Tensor, scales: int, dim: int) ->
 
     Scales whose length would drop below 1 are skipped; AvgPool(kernel 2, stride 2) drops a
     trailing odd element. Pooling is linear, so the difference is pooled once (equal to pooling
-    both sides up to float rounding). One autograd node (``tdml.distill.fused``).
+    both sides up to float rounding). One autograd node (``tdml.losses.fused``).
     """
     with _float32(s):
         return MultiScaleMSE.apply(full(s).movedim(dim, -1), full(t).movedim(dim, -1), scales)
@@ -74,7 +74,7 @@ def period_distribution(x: torch.Tensor, temperature: float, dim: int) -> torch.
     """softmax(|rFFT(x)|[1:] / tau) over frequencies, DC dropped; frequency on the last axis.
 
     |z| is sqrt(re^2 + im^2 + 1e-20) (no NaN gradient at z = 0); an exp argument below
-    ``tdml.distill.fused.EXP_FLOOR`` = -50 is floored there: float32 exp of very negative values takes CPU's ~100x
+    ``tdml.losses.fused.EXP_FLOOR`` = -50 is floored there: float32 exp of very negative values takes CPU's ~100x
     slower subnormal path, and the change is < 2e-22 per probability.
     """
     return spectrum(x.movedim(dim, -1), temperature)[3]
@@ -100,7 +100,7 @@ def multi_period_loss(s: torch.Tensor, t: torch.Tensor, temperature: float, dim:
 
     P_t log P_t is written with the teacher's log_softmax, so a teacher-side probability that
     underflows gives 0 * finite, not the NaN gradient of xlogy at 0. One autograd node with
-    the closed-form backward (``tdml.distill.fused``).
+    the closed-form backward (``tdml.losses.fused``).
     """
     if s.shape[dim] < 2:  # a length-1 axis has no non-DC frequency
         return s.new_zeros(())

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from tdml.condense.plugins import pairwise_sym_kl
+from tdml.condensation.plugins import pairwise_sym_kl
 
 
 def _spectrum(w: np.ndarray) -> np.ndarray:
@@ -25,7 +25,7 @@ def write_report(out_dir: str | Path, columns: list[str], syn_x: torch.Tensor, s
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
-    from tdml.condense.plugins import REPRESENTATIONS
+    from tdml.condensation.plugins import REPRESENTATIONS
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

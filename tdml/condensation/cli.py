@@ -1,24 +1,9 @@
-"""``tdml condense``: the body of the CLI subcommand (registered in tdml/cli.py's COMMANDS)."""
+"""What ``tdml condense`` prints: the evaluation table of a condense run's summary."""
 
 from __future__ import annotations
 
-import logging
 
-
-def cmd_condense(args) -> int:
-    from tdml.cli import COMMANDS, raw_config
-    from tdml.condense.pipeline import run_condense
-
-    raw = raw_config(args, COMMANDS["condense"][1])
-    # hundreds of tiny evaluation fits: their per-epoch lines only with -v
-    train_log = logging.getLogger("tdml.train")
-    old = train_log.level
-    if not args.verbose:
-        train_log.setLevel(logging.WARNING)
-    try:
-        s = run_condense(raw)
-    finally:
-        train_log.setLevel(old)
+def summary_table(s) -> str:
     m = s.metrics
     split = "val" if "test_mse" not in m else "test"
     lines = [f"condense run {s.run_id} ({s.method}); experts {s.experts_run_id or '-'}"
@@ -33,5 +18,4 @@ def cmd_condense(args) -> int:
                 lines.append(f"| {label} | {model} | {m[k]:.4f} ± {m[f'{prefix}{split}_mse_std_{model}']:.4f} | "
                              f"{m[f'{prefix}{split}_mae_{model}']:.4f} ± {m[f'{prefix}{split}_mae_std_{model}']:.4f} |")
     lines.append(f"synthetic set: runs:/{s.run_id}/synthetic")
-    print("\n".join(lines))
-    return 0
+    return "\n".join(lines)

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 import torch
 
 from tdml.config import require
-from tdml.distill.base import LOSSES, ModelOutput
-from tdml.distill.common import DistillLoss, LossConfig
+from tdml.losses.base import LOSSES, ModelOutput
+from tdml.losses.common import DistillLoss, LossConfig
 
 
 def kl_from_log_probs(log_p: torch.Tensor, log_q: torch.Tensor) -> torch.Tensor:

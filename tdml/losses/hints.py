@@ -23,8 +23,8 @@ import torch
 import torch.nn.functional as F
 
 from tdml.config import require
-from tdml.distill.base import LOSSES, ModelOutput
-from tdml.distill.common import DistillLoss, LossConfig, learned_projection
+from tdml.losses.base import LOSSES, ModelOutput
+from tdml.losses.common import DistillLoss, LossConfig, learned_projection
 
 
 @LOSSES.register("fitnet")

@@ -6,9 +6,9 @@
 * ``isib`` -- inter-sample information bottleneck: p_i = softmax(z_i / tau), D_ij the symmetric
   KL, loss = mean_{i != j} exp(-D_ij); it is 1 for identical samples and falls as they differ.
 * CondTSF's label interpolation Ys <- (1-b) Ys + b P is a method of the synthetic set's layout
-  (``tdml.condense.synthetic``).
+  (``tdml.condensation.synthetic``).
 
-``DDTimeTerms`` is the first two as a ``tdml.distill.base.Loss`` (Config beside it, named
+``DDTimeTerms`` is the first two as a ``tdml.losses.base.Loss`` (Config beside it, named
 terms ``value`` / ``isib``, ``weights()``), so the condenser adds them to the matching term
 with the same ``weighted_sum`` as every distillation loss.
 """
@@ -21,7 +21,7 @@ from typing import Callable
 import torch
 
 from tdml.config import require
-from tdml.distill.base import Loss
+from tdml.losses.base import Loss
 from tdml.registry import Registry
 
 # z_i for the ISIB: [n, ...] -> [n, D]. Decision (docs/condense.md): 'window' by default --

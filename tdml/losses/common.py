@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from tdml.config import require
-from tdml.distill.base import DistillationLoss, ModelOutput
+from tdml.losses.base import DistillationLoss, ModelOutput
 from tdml.errors import IncompatibleTeacherError
 
 

@@ -14,9 +14,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from tdml.condense.config import CondenseRunConfig
-from tdml.condense.experts import get_experts
-from tdml.condense.pipeline import condense_in_run
+from tdml.condensation.config import CondenseRunConfig
+from tdml.condensation.experts import get_experts
+from tdml.condensation.pipeline import condense_in_run
 from tdml.resolve import Layers, resolve_condense
 from tdml.config import deep_merge
 from tdml.data import load_data

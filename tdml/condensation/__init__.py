@@ -7,5 +7,5 @@ experts (their registry lines belong in tdml/models/__init__.py).
 """
 
 from tdml.models import cnn, lstm_forecaster  # noqa: F401  (registration side effects)
-from tdml.condense.config import CondenseRunConfig  # noqa: F401
-from tdml.condense.methods import BASES, NAMED, PLUGINS, method_defaults, parse_method  # noqa: F401
+from tdml.condensation.config import CondenseRunConfig  # noqa: F401
+from tdml.condensation.methods import BASES, NAMED, PLUGINS, method_defaults, parse_method  # noqa: F401

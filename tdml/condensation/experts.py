@@ -21,8 +21,8 @@ import torch
 from torch.func import functional_call
 
 from tdml import tracking
-from tdml.condense.config import ExpertConfig
-from tdml.condense.matching import FlatParams
+from tdml.condensation.config import ExpertConfig
+from tdml.condensation.matching import FlatParams
 from tdml.config import DataConfig, TrainConfig, coerce_dataclass
 from tdml.contracts import run_model
 from tdml.errors import ConfigError, RegistryError

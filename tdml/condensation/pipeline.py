@@ -14,13 +14,13 @@ from typing import Any
 import torch
 
 from tdml import tracking
-from tdml.condense.condenser import condense
-from tdml.condense.config import CondenseRunConfig
-from tdml.condense.dataset import ARTIFACT_DIR, random_real_windows, save_synthetic, with_train_windows
-from tdml.condense.evaluation import build_eval_model, evaluate_windows, summarize, validation_score
-from tdml.condense.experts import get_experts
-from tdml.condense.methods import parse_method
-from tdml.condense.report import write_report
+from tdml.condensation.condenser import condense
+from tdml.condensation.config import CondenseRunConfig
+from tdml.condensation.dataset import ARTIFACT_DIR, random_real_windows, save_synthetic, with_train_windows
+from tdml.condensation.evaluation import build_eval_model, evaluate_windows, summarize, validation_score
+from tdml.condensation.experts import get_experts
+from tdml.condensation.methods import parse_method
+from tdml.condensation.report import write_report
 from tdml.config import to_dict
 from tdml.resolve import resolve_condense
 from tdml.data import load_data

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from tdml.condense.plugins import DDTimeConfig  # noqa: F401  (the plug-in terms' Config, beside them)
-from tdml.condense.synthetic import LAYOUTS
+from tdml.condensation.plugins import DDTimeConfig  # noqa: F401  (the plug-in terms' Config, beside them)
+from tdml.condensation.synthetic import LAYOUTS
 from tdml.config import DataConfig, TrackingConfig, require
 
 
@@ -99,8 +99,8 @@ class EvalConfig:
 class CondenseRunConfig:
     data: DataConfig = field(default_factory=lambda: DataConfig(dataset="etth1", seq_len=24, pred_len=24))
     n_windows: int = 10
-    method: str = "mtt+ddtime"  # see tdml.condense.methods: base (random|mtt) + plug-ins
-    # tdml.condense.synthetic.LAYOUTS: 'series' (CondTSF's code: windows cut from one series) or
+    method: str = "mtt+ddtime"  # see tdml.condensation.methods: base (random|mtt) + plug-ins
+    # tdml.condensation.synthetic.LAYOUTS: 'series' (CondTSF's code: windows cut from one series) or
     # 'samples' (DDTime's paper: independent windows); a method's default unless set
     layout: str = "series"
     seed: int = 0

@@ -2,5 +2,5 @@
 with ``ModelOutput`` arguments, returning ``{term_name: scalar tensor}``; importing this
 package registers every loss in ``LOSSES``."""
 
-from tdml.distill.base import LOSSES, ModelOutput  # noqa: F401
-from tdml.distill import dt2w, hints, kd, memkd, none, timedistill  # noqa: F401  (registration)
+from tdml.losses.base import LOSSES, ModelOutput  # noqa: F401
+from tdml.losses import dt2w, hints, kd, memkd, none, timedistill  # noqa: F401  (registration)

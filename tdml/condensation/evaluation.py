@@ -11,8 +11,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from tdml.condense.config import EvalConfig
-from tdml.condense.dataset import with_train_windows
+from tdml.condensation.config import EvalConfig
+from tdml.condensation.dataset import with_train_windows
 from tdml.config import TrainConfig
 from tdml.models import build_model
 from tdml.models.defaults import default_params

@@ -4,7 +4,7 @@ distilled runs so the comparison isolates the distillation terms."""
 
 from __future__ import annotations
 
-from tdml.distill.base import LOSSES, DistillationLoss
+from tdml.losses.base import LOSSES, DistillationLoss
 
 
 @LOSSES.register("none")

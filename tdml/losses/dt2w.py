@@ -22,8 +22,8 @@ from dataclasses import dataclass
 import torch
 
 from tdml.config import require
-from tdml.distill.base import LOSSES, ModelOutput
-from tdml.distill.common import DistillLoss, LossConfig, learned_projection
+from tdml.losses.base import LOSSES, ModelOutput
+from tdml.losses.common import DistillLoss, LossConfig, learned_projection
 
 
 def pairwise_cost(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
