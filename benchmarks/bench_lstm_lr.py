@@ -62,6 +62,7 @@ def report(out: Path, model: str) -> str:
     which is chance level): ``no-learn`` = seeds that never fell below 75 % of it; ``relapse`` =
     seeds that fell below 60 % and later came back above 90 % of it (un-learned, not a one-epoch
     spike); ``up %`` = share of the epochs after the first fall below 60 % spent above 90 %."""
+    import numpy as np
     import pandas as pd
 
     summ, cur = pd.read_csv(out / f"{model}.csv"), pd.read_csv(out / f"{model}_curves.csv")
@@ -79,6 +80,19 @@ def report(out: Path, model: str) -> str:
         lines.append(f"| {d} | {st} | {len(g)} | {100 * g.best_val_auc_prc.mean():.1f} ± {100 * g.best_val_auc_prc.std():.1f} "
                      f"| {g.best_val_ce.mean():.3f} ± {g.best_val_ce.std():.3f} | {g.best_epoch.mean():.0f} "
                      f"| {sum(x[0] for x in f)} | {sum(x[1] for x in f)} | {100 * sum(x[2] for x in f) / len(f):.0f} |")
+    # the selection: per setting, the mean over datasets of the seed-mean validation AUC-PRC, and
+    # the average rank over datasets (rank by seed-mean AUC-PRC, ties by the lower seed-mean CE)
+    means = summ.groupby(["dataset", "setting"], sort=False)[["best_val_auc_prc", "best_val_ce"]].mean().reset_index()
+    ranks = {}
+    for d, g in means.groupby("dataset", sort=False):
+        order = g.sort_values(["best_val_auc_prc", "best_val_ce"], ascending=[False, True]).setting.tolist()
+        for r, st in enumerate(order, start=1):
+            ranks.setdefault(st, []).append(r)
+    lines += ["", f"| {model} lr[:clip[:schedule]] | datasets | mean val AUC-PRC | mean val CE | average rank |",
+              "|---|---:|---:|---:|---:|"]
+    for st, g in means.groupby("setting", sort=False):
+        lines.append(f"| {st} | {len(g)} | {100 * g.best_val_auc_prc.mean():.1f} | {g.best_val_ce.mean():.3f} "
+                     f"| {np.mean(ranks[st]):.2f} |")
     return "\n".join(lines) + "\n"
 
 
