@@ -207,3 +207,36 @@ def test_terms_stay_float32_under_bf16_autocast():
         got = multi_period_loss(s.bfloat16(), t, 0.5, 1) + multi_scale_loss(s.bfloat16(), t, 3, 1)
     assert got.dtype == torch.float32
     torch.testing.assert_close(got, want, rtol=2e-2, atol=1e-4)  # only the inputs' bf16 rounding differs
+
+
+@pytest.mark.parametrize("level", ["predictions", "features"])
+@pytest.mark.parametrize("kl_mode", ["reference", "full"])
+def test_fused_kernels_equal_the_plain_formulas_in_value_and_gradient(level, kl_mode):
+    """kernels=plain (timedistill.py's readable formulas through autograd) vs the default
+    kernels=fused (closed-form backward): the same values and gradients, in float64."""
+    from tdml.losses.timedistill import KERNELS
+
+    g = torch.Generator().manual_seed(7)
+    shape, dim, eps = ((6, 7, 40), -1, FEATURE_LOG_EPS) if level == "features" else ((6, 48, 5), 1, PRED_LOG_EPS)
+    base_s = torch.randn(*shape, generator=g, dtype=torch.float64)
+    base_t = torch.randn(*shape, generator=g, dtype=torch.float64)
+    out = {}
+    for name, (scale, period) in KERNELS.items():
+        s, t = base_s.clone().requires_grad_(), base_t.clone().requires_grad_()
+        terms = [scale(s, t, 3, dim), period(s, t, 0.5, dim, kl_mode, eps)]
+        sum(terms).backward()
+        out[name] = ([float(v) for v in terms], s.grad, t.grad)
+    (vf, gsf, gtf), (vp, gsp, gtp) = out["fused"], out["plain"]
+    assert vf == pytest.approx(vp, rel=1e-9) and vf[1] > 0
+    torch.testing.assert_close(gsf, gsp, rtol=1e-7, atol=1e-12)
+    torch.testing.assert_close(gtf, gtp, rtol=1e-7, atol=1e-12)
+
+
+def test_the_loss_module_runs_either_kernel_and_plain_is_selectable_by_config():
+    from tdml.losses.timedistill import TimeDistillConfig
+
+    assert TimeDistillConfig().kernels == "fused"
+    with pytest.raises(Exception, match="kernels"):
+        from tdml.config import coerce_dataclass
+
+        coerce_dataclass(TimeDistillConfig, {"kernels": "cuda"}, "loss")

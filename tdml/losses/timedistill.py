@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from tdml.config import require
@@ -43,6 +44,7 @@ class TimeDistillConfig:
     kl_mode: KLMode = "reference"
     regressor: RegressorKind = "reference"
     regressor_rank: int = 64  # for regressor=lowrank
+    kernels: Literal["fused", "plain"] = "fused"  # KERNELS: the same terms, fused or as plain autograd ops
 
     def validate(self):
         require(self.alpha >= 0, f"alpha must be >= 0 (0 disables prediction distillation), got {self.alpha}")
@@ -109,6 +111,39 @@ def multi_period_loss(s: torch.Tensor, t: torch.Tensor, temperature: float, dim:
                               kl_mode == "full", log_eps)
 
 
+def plain_multi_scale_loss(s: torch.Tensor, t: torch.Tensor, scales: int, dim: int) -> torch.Tensor:
+    """``multi_scale_loss`` as plain autograd ops (the formula a reader checks; ``kernels: plain``)."""
+    s, t = s.movedim(dim, -1), t.movedim(dim, -1)
+    terms = [F.mse_loss(s, t)]
+    for _ in range(scales):
+        if s.shape[-1] < 2:
+            break
+        s, t = (F.avg_pool1d(x.reshape(-1, 1, x.shape[-1]), 2).reshape(*x.shape[:-1], -1) for x in (s, t))
+        terms.append(F.mse_loss(s, t))
+    return torch.stack(terms).mean()
+
+
+def plain_multi_period_loss(s: torch.Tensor, t: torch.Tensor, temperature: float, dim: int,
+                            kl_mode: KLMode = "reference", log_eps: float = PRED_LOG_EPS) -> torch.Tensor:
+    """``multi_period_loss`` as plain autograd ops: log P = log_softmax(|rFFT(x)|[1:] / tau);
+    ``reference`` = F.kl_div(log(P_s + eps), P_t, reduction='mean'), ``full`` = the KL per
+    distribution, averaged (``kernels: plain``)."""
+    if s.shape[dim] < 2:
+        return s.new_zeros(())
+    log_p = [F.log_softmax(torch.fft.rfft(x.movedim(dim, -1), dim=-1)[..., 1:].abs() / temperature, dim=-1)
+             for x in (s, t)]
+    ls, lt = log_p
+    if kl_mode == "full":
+        return (lt.exp() * (lt - ls)).sum(-1).mean()
+    q_s = torch.log(ls.exp() + log_eps) if log_eps > 0 else ls
+    return (lt.exp() * (lt - q_s)).mean()
+
+
+# kernels: fused (one autograd node each, closed-form backward: tdml.losses.fused, the default:
+# a step is bound by op dispatch) or plain (the formulas above through autograd; equal values
+# and gradients, tests/test_timedistill.py)
+KERNELS = {"fused": (multi_scale_loss, multi_period_loss), "plain": (plain_multi_scale_loss, plain_multi_period_loss)}
+
 REGRESSORS = {
     "reference": lambda d_t, d_s, r: nn.Sequential(nn.Linear(d_t, d_s), nn.ReLU(), nn.Linear(d_s, d_s)),
     "linear": lambda d_t, d_s, r: nn.Sequential(nn.Linear(d_t, d_s)),
@@ -170,13 +205,14 @@ class TimeDistillLoss(DistillationLoss):
 
     def forward(self, student: ModelOutput, teacher: ModelOutput, target=None) -> dict[str, torch.Tensor]:
         c = self.cfg
+        scale, period = KERNELS[c.kernels]
         terms = {}
         if c.alpha > 0:
-            terms["pred_scale"] = multi_scale_loss(student.pred, teacher.pred, c.scales, dim=1)
-            terms["pred_period"] = multi_period_loss(student.pred, teacher.pred, c.temperature, 1, c.kl_mode)
+            terms["pred_scale"] = scale(student.pred, teacher.pred, c.scales, dim=1)
+            terms["pred_period"] = period(student.pred, teacher.pred, c.temperature, 1, c.kl_mode)
         if c.beta > 0:
             hs = student.features[self.student_feature]
             ht = self.regressor(teacher.features[self.teacher_feature])
-            terms["feat_scale"] = multi_scale_loss(hs, ht, c.scales, dim=-1)
-            terms["feat_period"] = multi_period_loss(hs, ht, c.temperature, -1, c.kl_mode, FEATURE_LOG_EPS)
+            terms["feat_scale"] = scale(hs, ht, c.scales, dim=-1)
+            terms["feat_period"] = period(hs, ht, c.temperature, -1, c.kl_mode, FEATURE_LOG_EPS)
         return terms
