@@ -7,7 +7,7 @@ cheap): ``train_teacher``, ``distill``, ``main``, ``condense``, ``tune``, ``repo
 
 __version__ = "0.1.0"
 
-API = ("train_teacher", "distill", "main", "condense", "tune", "report", "runs", "load_model", "Model")
+API = ("train_teacher", "distill", "main", "condense", "tune", "report", "runs", "load_model", "Model", "DryRun")
 __all__ = [*API, "__version__"]
 
 

@@ -56,38 +56,73 @@ def _with(raw: dict[str, Any], key: str, value: Any) -> dict[str, Any]:
     return deep_merge(raw, extra)
 
 
+@dataclass
+class DryRun:
+    """What a run would use, resolved but not started (``dry_run=True``, ``--dry-run``): every
+    config value and the layer it came from (class default, dataset default, teacher's data,
+    teacher's task, defaults table, entry default, study base, trial, explicit, run mode)."""
+
+    command: str
+    config: dict[str, Any]  # dotted key -> value
+    sources: dict[str, str]  # dotted key -> layer
+
+    def __str__(self) -> str:
+        width = max(map(len, self.config), default=0)
+        return "\n".join([f"{self.command}: resolved config (dry run, nothing trained)"] +
+                         [f"  {k:<{width}} = {v!r:<24} # {self.sources.get(k, 'class default')}"
+                          for k, v in self.config.items()])
+
+
+def _dry(command: str, cfg, sources: dict[str, str]) -> DryRun:
+    from tdml.config import flatten, to_dict
+
+    return DryRun(command, flatten(to_dict(cfg)), sources)
+
+
 def train_teacher(data: Any = None, *, set: dict | None = None, config: str | None = None,
-                  progress: bool = True, **opts: Any):
+                  progress: bool = True, dry_run: bool = False, **opts: Any):
     """Train a teacher, register it (``<dataset>-<model>-L<seq>-H<pred>``) and return its
-    ``RunSummary`` (``run_id``, ``metrics``, ``model_uri`` = ``models:/<name>/<version>``)."""
+    ``RunSummary`` (``run_id``, ``metrics``, ``model_uri`` = ``models:/<name>/<version>``);
+    with ``dry_run`` only its resolved ``DryRun``."""
     from tdml import pipelines
     from tdml.resolve import resolve_teacher
 
     raw = _raw(options.TEACHER_OPTS, "tdml.train_teacher", _data_options(data, opts), set, config, progress)
+    if dry_run:
+        sources: dict[str, str] = {}
+        return _dry("train-teacher", resolve_teacher(raw, sources), sources)
     exp = raw.get("tracking", {}).get("experiment", "tdml")
     with tracking.start_run(exp, f"teacher-{raw.get('model', 'itransformer')}", "teacher"):
-        return pipelines.train_teacher_in_run(resolve_teacher(raw))
+        return pipelines.train_teacher_in_run(raw)
 
 
 def distill(teacher: str | None = None, data: Any = None, *, set: dict | None = None, config: str | None = None,
-            progress: bool = True, **opts: Any):
+            progress: bool = True, dry_run: bool = False, **opts: Any):
     """Distil a student from a registered teacher (``models:/<name>@<alias>`` or ``/<version>``);
-    method and student default from the teacher's task. Returns the student's ``RunSummary``."""
+    method and student default from the teacher's task. Returns the student's ``RunSummary``
+    (with ``dry_run``: its ``DryRun``; the teacher's registered settings are read)."""
     from tdml import pipelines
-    from tdml.resolve import Layers
+    from tdml.resolve import Layers, resolve_distill
 
     given = _data_options(data, {**opts, **({"teacher": teacher} if teacher else {})})
     raw = _raw(options.DISTILL_OPTS, "tdml.distill", given, set, config, progress)
+    if dry_run:
+        if not raw.get("teacher"):
+            raise ConfigError(pipelines.TEACHER_REQUIRED)
+        sources: dict[str, str] = {}
+        return _dry("distill", resolve_distill(Layers(explicit=raw), tracking.load_model(raw["teacher"])[1],
+                                               sources), sources)
     exp = raw.get("tracking", {}).get("experiment", "tdml")
     with tracking.start_run(exp, "student", "student"):
         return pipelines.distill_in_run(Layers(explicit=raw))
 
 
 def main(data: Any = None, *, set: dict | None = None, config: str | None = None, progress: bool = True,
-         **opts: Any) -> str:
+         dry_run: bool = False, **opts: Any):
     """The main job: teacher -> registry -> the same MLP alone and distilled; the comparison
-    table (Markdown) it prints and logs."""
-    from tdml.pipelines import run_main_in_run
+    table (Markdown) it prints and logs. With ``dry_run``: the teacher's and the distilled
+    student's ``DryRun`` (the student's against the teacher it would train)."""
+    from tdml.runs.main import run_main_in_run
 
     given = _data_options(data, opts)
     raw_s = {k: v for k, v in _raw(options.MAIN_OPTS, "tdml.main", given, set, config, progress).items()
@@ -95,26 +130,46 @@ def main(data: Any = None, *, set: dict | None = None, config: str | None = None
     raw_s.setdefault("train", {}).pop("lr", None)  # lr is the teacher's; the student keeps its own
     raw_t = _raw(options.TEACHER_OPTS, "tdml.main", {k: v for k, v in given.items() if k in options.TEACHER_OPTS},
                  set, config, progress)
+    if dry_run:
+        return _main_dry_run(raw_t, raw_s)
     exp = raw_t.get("tracking", {}).get("experiment", "tdml")
     with tracking.start_run(exp, "main", "pipeline"):
         return run_main_in_run(raw_t, raw_s)
 
 
+def _main_dry_run(raw_t: dict[str, Any], raw_s: dict[str, Any]) -> dict[str, DryRun]:
+    from tdml.config import to_dict
+    from tdml.resolve import ENTRY_DEFAULTS, Layers, resolve_distill, resolve_teacher
+
+    st: dict[str, str] = {}
+    tcfg = resolve_teacher(Layers(entry=ENTRY_DEFAULTS["main"], explicit=raw_t), st)
+    meta = {"data_config": to_dict(tcfg.data), "task": "forecast", "model": {"name": tcfg.model}}
+    ss: dict[str, str] = {}
+    scfg = resolve_distill(Layers(explicit={**raw_s, "teacher": "models:/(the teacher above)@" + tcfg.tracking.alias}),
+                           meta, ss)
+    return {"teacher": _dry("main: teacher", tcfg, st), "student": _dry("main: student distilled", scfg, ss)}
+
+
 def condense(data: Any = None, *, set: dict | None = None, config: str | None = None, verbose: bool = False,
-             **opts: Any):
+             dry_run: bool = False, **opts: Any):
     """Condense a dataset into a few synthetic windows; returns the ``CondenseSummary``
-    (the set is ``runs:/<run_id>/synthetic``, itself a dataset name)."""
+    (the set is ``runs:/<run_id>/synthetic``, itself a dataset name); ``dry_run``: its ``DryRun``."""
     from tdml.condensation.pipeline import run_condense
+    from tdml.resolve import resolve_condense
 
     raw = options.raw_config(options.CONDENSE_OPTS, _data_options(data, opts), config, set, "tdml.condense")
+    if dry_run:
+        sources: dict[str, str] = {}
+        return _dry("condense", resolve_condense(raw, sources), sources)
     with _quiet("tdml.train", not verbose):  # hundreds of tiny evaluation fits
         return run_condense(raw)
 
 
 def tune(study: str | Path, *, n_trials: int | None = None, storage: str | None = None, n_jobs: int = 1,
-         set: dict | None = None, progress: bool = True):
+         set: dict | None = None, progress: bool = True, dry_run: bool = False):
     """Run (or resume) an Optuna study (``studies/*.yaml``; ``set`` overrides its fields);
-    returns the ``TuneResult``. A spec error is a FAILED study run and a ConfigError."""
+    returns the ``TuneResult`` (``dry_run``: the validated spec as a ``DryRun``). A spec error is
+    a FAILED study run and a ConfigError."""
     from tdml.studies import load_spec
     from tdml.tuning.kinds import KINDS
     from tdml.tuning.search import tune as run_tune
@@ -132,15 +187,23 @@ def tune(study: str | Path, *, n_trials: int | None = None, storage: str | None 
     except TdmlError:  # before any storage or trial: a FAILED study run that says why
         with tracking.start_run("tdml-tuning", "study-invalid", "study", {"tdml.study_file": str(study)}):
             raise
+    if dry_run:
+        from tdml.config import load_yaml
+        from tdml.resolve import config_sources
+
+        return _dry("tune", spec, config_sources(spec, [("study file", load_yaml(study)), ("explicit", overrides)]))
     return run_tune(spec, n_trials, storage, n_jobs)
 
 
-def report(experiment: str = "tdml", family: str = "") -> pd.DataFrame:
+def report(experiment: str = "tdml", family: str = "", dry_run: bool = False) -> pd.DataFrame | DryRun:
     """Log a ``report`` run (table + Pareto plot of the experiment's teachers and students) and
     return its table."""
     from tdml.comparison import log_report
 
     _require_experiment(experiment)
+    if dry_run:
+        return DryRun("report", {"experiment": experiment, "family": family},
+                      {"experiment": "explicit", "family": "explicit" if family else "class default"})
     with tracking.start_run(experiment, f"report {experiment}", "report"):
         return log_report(experiment, family)
 

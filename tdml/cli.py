@@ -34,6 +34,8 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--set", action="append", metavar="KEY=VALUE",
                    help="dotted override, e.g. --set train.patience=3 (repeatable)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--dry-run", action="store_true",
+                   help="print the resolved config, each value with the layer it came from, and stop")
 
 
 def given(args: argparse.Namespace, opts: options.Table) -> dict[str, Any]:
@@ -44,7 +46,16 @@ def given(args: argparse.Namespace, opts: options.Table) -> dict[str, Any]:
 def _call(args: argparse.Namespace, opts: options.Table) -> dict[str, Any]:
     """The API keywords of a command line: its options, ``set``, ``config``, ``progress``."""
     return {**given(args, opts), "set": parse_overrides(args.set or []), "config": args.config,
-            "progress": not args.no_progress}
+            "progress": not args.no_progress, "dry_run": args.dry_run}
+
+
+def _dry(result) -> bool:
+    """Print a dry run's resolved config(s); whether ``result`` was one."""
+    runs = list(result.values()) if isinstance(result, dict) else [result]
+    if not all(isinstance(r, api.DryRun) for r in runs):
+        return False
+    print("\n\n".join(map(str, runs)))
+    return True
 
 
 def raw_config(args: argparse.Namespace, opts: options.Table) -> dict[str, Any]:
@@ -59,19 +70,25 @@ def _final(s) -> str:
 
 def cmd_train_teacher(args) -> int:
     s = api.train_teacher(**_call(args, options.TEACHER_OPTS))
+    if _dry(s):
+        return 0
     print(f"teacher run {s.run_id}: {_final(s)} params={s.n_params:,} registered={s.registered}")
     return 0
 
 
 def cmd_distill(args) -> int:
     s = api.distill(**_call(args, options.DISTILL_OPTS))
+    if _dry(s):
+        return 0
     print(f"student run {s.run_id}: {_final(s)} params={s.n_params:,} "
           f"(teacher {s.extra['teacher_n_params']:,}) registered={s.registered}")
     return 0
 
 
 def cmd_main(args) -> int:
-    print(api.main(**_call(args, options.MAIN_OPTS)))
+    out = api.main(**_call(args, options.MAIN_OPTS))
+    if not _dry(out):
+        print(out)
     return 0
 
 
@@ -80,7 +97,9 @@ def cmd_report(args) -> int:
     from tdml.comparison import primary_metric
 
     raw = raw_config(args, options.REPORT_OPTS)
-    df = api.report(raw.get("experiment") or "tdml", raw.get("family", ""))
+    df = api.report(raw.get("experiment") or "tdml", raw.get("family", ""), dry_run=args.dry_run)
+    if _dry(df):
+        return 0
     y, _ = primary_metric(df)
     print(df[["run_name", "role", y, "n_params", "cpu_latency_ms_b32"]].to_string(index=False))
     return 0
@@ -91,7 +110,9 @@ def cmd_condense(args) -> int:
 
     kw = _call(args, options.CONDENSE_OPTS)
     kw.pop("progress")
-    print(summary_table(api.condense(**kw, verbose=args.verbose)))
+    out = api.condense(**kw, verbose=args.verbose)
+    if not _dry(out):
+        print(summary_table(out))
     return 0
 
 
@@ -101,7 +122,9 @@ def cmd_tune(args) -> int:
         raise ConfigError("--study is required: a study spec such as studies/timedistill_synthetic.yaml")
     overrides = deep_merge(load_yaml(args.config) if args.config else {}, parse_overrides(args.set or []))
     r = api.tune(args.study, n_trials=args.n_trials or None, storage=args.storage or None, n_jobs=args.n_jobs or 1,
-                 set=overrides, progress=not args.no_progress)
+                 set=overrides, progress=not args.no_progress, dry_run=args.dry_run)
+    if _dry(r):
+        return 0
     print(f"study {r.study_name} ({r.storage}): trials {r.n_trials}; parent run {r.parent_run_id}")
     for b in r.best[:5]:
         print(f"  best trial {b['number']}: {b['values']} params {b['params']} run {b['mlflow_run_id']}")

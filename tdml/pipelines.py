@@ -19,14 +19,14 @@ import pandas as pd
 import torch
 
 from tdml import precision, tracking
-from tdml.config import DataConfig, TeacherRunConfig, coerce_dataclass, deep_merge, to_dict
+from tdml.config import DataConfig, TeacherRunConfig, coerce_dataclass, flatten, to_dict
 from tdml.data import load_data
 from tdml.losses import LOSSES
 from tdml.errors import ConfigError, IncompatibleTeacherError, TdmlError
 from tdml.latency import cpu_latency_ms
 from tdml.models import build_model
 from tdml.promotion import DATA_TAG, data_settings, gate
-from tdml.resolve import ENTRY_DEFAULTS, Layers, resolve_distill, resolve_teacher
+from tdml.resolve import Layers, resolve_distill, resolve_teacher
 from tdml.runstate import global_rng
 from tdml.tasks import TASKS
 from tdml.teacher_cache import teacher_outputs
@@ -76,11 +76,17 @@ def _fit_and_test(objective, data, batch_size: int, cfg_train, extra_callbacks, 
     return result, final_metrics
 
 
-def train_teacher_in_run(cfg: TeacherRunConfig, callbacks=()) -> RunSummary:
+def train_teacher_in_run(cfg: TeacherRunConfig | Layers | dict[str, Any], callbacks=()) -> RunSummary:
+    """A teacher run in the active MLflow run, from its settings (resolved here, with each
+    value's source logged) or an already resolved config."""
     t0, mlflow_t0 = time.perf_counter(), tracking.tracking_seconds()
+    sources: dict[str, str] = {}
+    if not isinstance(cfg, TeacherRunConfig):
+        cfg = resolve_teacher(cfg, sources)
     data = load_data(cfg.data)
     cfg = _resolved(cfg, data)
     tracking.log_params({"config": to_dict(cfg)})
+    log_sources(cfg, sources)
     with global_rng():  # seed, then initialise, as one step: parallel trials share the generator
         seed_everything(cfg.train.seed)
         model = build_model(cfg.model, data.dims, cfg.model_params)
@@ -135,10 +141,12 @@ def distill_in_run(layers: Layers | dict[str, Any], callbacks=()) -> RunSummary:
     teacher, meta, mv = tracking.load_model(uri)
     tracking.set_tags({"tdml.teacher_uri": uri, "tdml.teacher_name": mv.name,
                        "tdml.teacher_version": mv.version, "tdml.teacher_run_id": mv.run_id or ""})
-    cfg = resolve_distill(layers, meta)
+    sources: dict[str, str] = {}
+    cfg = resolve_distill(layers, meta, sources)
     data = load_data(cfg.data)
     cfg = _resolved(cfg, data)
     tracking.log_params({"config": to_dict(cfg)})
+    log_sources(cfg, sources)
     _check_teacher(teacher, meta, data)
     name = (f"student {cfg.student} alone (no teacher) · {mv.name} data" if cfg.method == "none" else
             f"student {cfg.student} ← {mv.name} v{mv.version} · {_method_label(cfg)}")
@@ -279,9 +287,18 @@ def _log_wall(t0: float, mlflow_t0: float) -> None:
     tracking.log_metrics({"wall_seconds": wall, "mlflow_seconds": mlflow_s, "mlflow_share": mlflow_s / wall})
 
 
+def log_sources(cfg, sources: dict[str, str]) -> None:
+    """``config_sources.json``: each logged config value and the layer it came from (a config
+    resolved before the run: every value "resolved by the caller")."""
+    flat = flatten(to_dict(cfg))
+    tracking.log_dict({k: {"value": v, "source": sources.get(k, "resolved by the caller")} for k, v in flat.items()},
+                      "config_sources.json")
+
+
 def _resolved(cfg, data):
-    """The config with the data's actual window lengths in place of 0 = "default"; a training
-    precision the device cannot run is refused here, before any work (tdml.precision)."""
+    """The config with the data's actual window lengths (the resolver fills a kind's defaults;
+    only a condensed set's window is known from the data alone); a training precision the
+    device cannot run is refused here, before any work (tdml.precision)."""
     precision.check(cfg.train.precision, resolve_device(cfg.train.device))
     d = data.dims
     return dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, seq_len=d.seq_len, pred_len=d.pred_len))
@@ -343,51 +360,3 @@ def _model_meta(data, data_cfg: DataConfig, task: str) -> dict[str, Any]:
 
 TEACHER_REQUIRED = ("teacher is required: pass a registry URI such as "
                     "models:/etth1-itransformer-L720-H96@champion")
-
-
-def run_main_in_run(raw_teacher: dict, raw_student: dict) -> str:
-    """Teacher -> registry -> the same student without and with distillation, both through
-    the teacher's alias, as nested runs; logs and returns the comparison table."""
-    with tracking.start_run("", "teacher", "teacher", nested=True):
-        tcfg = resolve_teacher(Layers(entry=ENTRY_DEFAULTS["main"], explicit=raw_teacher))
-        t = train_teacher_in_run(tcfg)
-    name = t.registered.split("/")[1] if t.registered else None
-    if name is None:
-        raise TdmlError("the main job needs the teacher registered (tracking.register=true)")
-    uri = f"models:/{name}@{tcfg.tracking.alias}"
-    student = {**raw_student, "teacher": uri, "data": {"batch_size": tcfg.data.batch_size}}
-    # the baseline registers nothing: the registered student is the distilled one
-    alone_raw = {**deep_merge(student, {"method": "none", "tracking": {"register": False}}), "loss": {}}
-    with tracking.start_run("", "student alone", "student", nested=True):
-        alone = distill_in_run(alone_raw)
-    with tracking.start_run("", "student distilled", "student", nested=True):
-        s = distill_in_run(student)
-    table, metrics = comparison(t, alone, s, tcfg.tracking.alias)
-    tracking.log_text(table, "summary.md")
-    tracking.log_metrics(metrics)
-    from tdml.comparison import log_report  # plotly only when a report is written
-
-    log_report(tracking.active_experiment_name(), name)  # this teacher's family, in this run's experiment
-    return table
-
-
-def comparison(t: RunSummary, alone: RunSummary, s: RunSummary, alias: str) -> tuple[str, dict[str, float]]:
-    """The main job's table (teacher / student alone / student distilled) and its metrics."""
-    rows = [("teacher", t), ("student alone (no teacher)", alone),
-            (f"student distilled ({s.extra['loss_name']})", s)]
-    lines = ["| run | model | test MSE | test MAE | parameters | CPU latency (ms, batch 32) |",
-             "|---|---|---:|---:|---:|---:|"]
-    lines += [f"| {label} | {r.model} | {r.metrics['test_mse']:.4f} | {r.metrics['test_mae']:.4f} | "
-              f"{r.n_params:,} | {r.latency_ms:.2f} |" for label, r in rows]
-    mse = {k: r.metrics["test_mse"] for k, r in zip(("teacher", "alone", "student"), (t, alone, s))}
-    vs_alone = mse["student"] / mse["alone"] - 1
-    vs_teacher = mse["student"] / mse["teacher"] - 1
-    lines += ["", f"distilled vs alone: {vs_alone:+.1%} test MSE; distilled vs teacher: {vs_teacher:+.1%} "
-              f"test MSE; teacher vs alone: {mse['teacher'] / mse['alone'] - 1:+.1%}",
-              f"teacher: {t.registered} (alias @{alias}); student: {s.registered}; "
-              f"{t.n_params / max(s.n_params, 1):.1f}x fewer parameters, "
-              f"{t.latency_ms / max(s.latency_ms, 1e-9):.1f}x faster on CPU"]
-    metrics = {f"{k}_test_mse": v for k, v in mse.items()}
-    metrics.update({f"{k}_test_mae": r.metrics["test_mae"] for k, r in (("teacher", t), ("alone", alone), ("student", s))})
-    metrics.update({"student_vs_alone_mse_change": vs_alone, "student_vs_teacher_mse_change": vs_teacher})
-    return "\n".join(lines), metrics

@@ -89,3 +89,31 @@ def test_bad_input_raises_typed_errors_that_name_the_fix(tmp_path, mlflow_store)
         tdml.load_model("models:/nope@champion")
     with pytest.raises(AttributeError, match="no attribute 'trian_teacher'"):
         tdml.trian_teacher
+
+
+def test_dry_run_shows_every_value_with_its_layer_and_starts_nothing(mlflow_store, capsys):
+    from tdml.cli import main
+
+    assert main(["train-teacher", "--dataset", "synthetic", "--epochs", "3", "--set", "train.patience=2",
+                 "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"data.seq_len\s+= 96\s+# dataset default", out), out
+    assert re.search(r"train.epochs\s+= 3\s+# explicit", out) and re.search(r"train.patience\s+= 2\s+# explicit", out)
+    assert re.search(r"train.lr\s+= \S+\s+# defaults table", out)
+    assert re.search(r"data.batch_size\s+= 32\s+# class default", out)
+    client = MlflowClient()
+    assert not client.search_runs([e.experiment_id for e in client.search_experiments()])  # nothing started
+    d = tdml.main(dry_run=True)
+    assert d["teacher"].config["data.seq_len"] == 336 and d["teacher"].sources["data.seq_len"] == "entry default"
+    assert d["student"].sources["data.seq_len"] == "teacher's data" and d["student"].sources["student"] == "teacher's task"
+    c = tdml.condense(method="mtt+ddtime", dry_run=True)
+    assert c.config["layout"] == "samples" and c.sources["layout"] == "defaults table"
+    assert c.sources["method"] == "explicit" and c.sources["n_windows"] == "class default"
+    # a run logs the same sources as config_sources.json
+    import mlflow
+
+    t = tdml.train_teacher(epochs=1, seq_len=48, pred_len=12, progress=False, set=TINY)
+    src = mlflow.artifacts.load_dict(f"runs:/{t.run_id}/config_sources.json")
+    assert src["train.epochs"] == {"value": 1, "source": "explicit"} and src["train.max_batches"]["source"] == "explicit"
+    assert src["data.batch_size"] == {"value": 32, "source": "class default"}
+    assert src["train.lr"]["source"] == "defaults table"

@@ -22,6 +22,7 @@ from tdml.condensation.experts import get_experts
 from tdml.condensation.methods import parse_method
 from tdml.condensation.report import write_report
 from tdml.config import to_dict
+from tdml.pipelines import log_sources
 from tdml.resolve import resolve_condense
 from tdml.data import load_data
 from tdml.data.forecast import ForecastData
@@ -45,9 +46,10 @@ class CondenseSummary:
 condense_config = resolve_condense  # the one resolver (tdml/resolve.py), under the name callers know
 
 
-def condense_in_run(cfg: CondenseRunConfig, callbacks=()) -> CondenseSummary:
+def condense_in_run(cfg: CondenseRunConfig, callbacks=(), sources: dict[str, str] | None = None) -> CondenseSummary:
     """``callbacks`` get each candidate's validation score as an epoch callback
-    ``(step, {}, {"mse": val_mse}, 0.0)`` -- a study's pruner hooks in there."""
+    ``(step, {}, {"mse": val_mse}, 0.0)`` -- a study's pruner hooks in there. ``sources``: each
+    value's layer (``tdml.resolve``), logged as ``config_sources.json``."""
     t0 = time.perf_counter()
     base, plugins = parse_method(cfg.method)
     seed_everything(cfg.seed)
@@ -59,6 +61,7 @@ def condense_in_run(cfg: CondenseRunConfig, callbacks=()) -> CondenseSummary:
         raise ConfigError("condensing a condensed dataset is not supported; pass the original dataset")
     cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, seq_len=data.seq_len, pred_len=data.pred_len))
     tracking.log_params({"config": to_dict(cfg)})
+    log_sources(cfg, sources or {})
     tracking.set_tags({"tdml.method": cfg.method})
     split = cfg.tracking.final_split
     gen = torch.Generator().manual_seed(cfg.seed)
@@ -125,4 +128,5 @@ def run_condense(raw: dict[str, Any]) -> CondenseSummary:
     """A condense run of its own (the config is coerced inside it: bad input = FAILED run)."""
     exp = raw.get("tracking", {}).get("experiment", "tdml-condense")
     with tracking.start_run(exp, f"condense-{raw.get('method', CondenseRunConfig.method)}", ROLE):
-        return condense_in_run(condense_config(raw))
+        sources: dict[str, str] = {}
+        return condense_in_run(condense_config(raw, sources), sources=sources)

@@ -12,7 +12,8 @@ from typing import Any, Callable
 
 from tdml.config import DataConfig
 from tdml.data.catalog import CATALOG, DatasetSpec  # noqa: F401
-from tdml.data.forecast import ForecastData, WindowLoader, load_forecast_data, read_csv  # noqa: F401
+from tdml.data.forecast import (DEFAULT_PRED_LEN, DEFAULT_SEQ_LEN, ForecastData, WindowLoader,  # noqa: F401
+                                load_forecast_data, read_csv)
 from tdml.registry import Registry
 
 # Kinds defined in higher layers register themselves ("runs": tdml condense's synthetic sets);
@@ -20,14 +21,23 @@ from tdml.registry import Registry
 LOADERS: Registry[Callable[[DataConfig], Any]] = Registry("dataset kind", plugins=("tdml.condensation.dataset",))
 LOADERS.register("forecast")(load_forecast_data)
 
+# The window a dataset kind uses where DataConfig leaves seq_len / pred_len at 0 ("default"):
+# the resolver fills them in (tdml.resolve), so a run's logged config holds the real values. A
+# kind absent here (a condensed set: runs:/...) takes its window from the data itself.
+WINDOW_DEFAULTS: dict[str, dict[str, int]] = {"forecast": {"seq_len": DEFAULT_SEQ_LEN, "pred_len": DEFAULT_PRED_LEN},
+                                              "ucr": {"seq_len": 100}}  # UCR: resample length
+
+
+def kind_of(dataset: str) -> str:
+    return dataset.split(":", 1)[0] if ":" in dataset else "forecast"
+
 
 @LOADERS.register("ucr")
 def _load_ucr(cfg: DataConfig):
     from tdml.data.ucr import load_ucr
 
-    return load_ucr(cfg.dataset, length=cfg.seq_len or 100)
+    return load_ucr(cfg.dataset, length=cfg.seq_len or WINDOW_DEFAULTS["ucr"]["seq_len"])
 
 
 def load_data(cfg: DataConfig):
-    kind = cfg.dataset.split(":", 1)[0] if ":" in cfg.dataset else "forecast"
-    return LOADERS.get(kind)(cfg)
+    return LOADERS.get(kind_of(cfg.dataset))(cfg)
