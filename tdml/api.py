@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from tdml import options, tracking
+from tdml.config import DEFAULT_EXPERIMENT, deep_merge, flatten, load_yaml, set_dotted, to_dict
 from tdml.errors import ConfigError, TdmlError
 
 def _data_options(data: Any, given: dict[str, Any]) -> dict[str, Any]:
@@ -49,8 +50,6 @@ def _raw(table: options.Table, where: str, given: dict[str, Any], set: dict | No
 
 
 def _with(raw: dict[str, Any], key: str, value: Any) -> dict[str, Any]:
-    from tdml.config import deep_merge, set_dotted
-
     extra: dict[str, Any] = {}
     set_dotted(extra, key, value)
     return deep_merge(raw, extra)
@@ -74,8 +73,6 @@ class DryRun:
 
 
 def _dry(command: str, cfg, sources: dict[str, str]) -> DryRun:
-    from tdml.config import flatten, to_dict
-
     return DryRun(command, flatten(to_dict(cfg)), sources)
 
 
@@ -91,7 +88,7 @@ def train_teacher(data: Any = None, *, set: dict | None = None, config: str | No
     if dry_run:
         sources: dict[str, str] = {}
         return _dry("train-teacher", resolve_teacher(raw, sources), sources)
-    exp = raw.get("tracking", {}).get("experiment", "tdml")
+    exp = raw.get("tracking", {}).get("experiment", DEFAULT_EXPERIMENT)
     with tracking.start_run(exp, f"teacher-{raw.get('model', 'itransformer')}", "teacher"):
         return pipelines.train_teacher_in_run(raw)
 
@@ -112,7 +109,7 @@ def distill(teacher: str | None = None, data: Any = None, *, set: dict | None = 
         sources: dict[str, str] = {}
         return _dry("distill", resolve_distill(Layers(explicit=raw), tracking.load_model(raw["teacher"])[1],
                                                sources), sources)
-    exp = raw.get("tracking", {}).get("experiment", "tdml")
+    exp = raw.get("tracking", {}).get("experiment", DEFAULT_EXPERIMENT)
     with tracking.start_run(exp, "student", "student"):
         return pipelines.distill_in_run(Layers(explicit=raw))
 
@@ -132,13 +129,12 @@ def main(data: Any = None, *, set: dict | None = None, config: str | None = None
                  set, config, progress)
     if dry_run:
         return _main_dry_run(raw_t, raw_s)
-    exp = raw_t.get("tracking", {}).get("experiment", "tdml")
+    exp = raw_t.get("tracking", {}).get("experiment", DEFAULT_EXPERIMENT)
     with tracking.start_run(exp, "main", "pipeline"):
         return run_main_in_run(raw_t, raw_s)
 
 
 def _main_dry_run(raw_t: dict[str, Any], raw_s: dict[str, Any]) -> dict[str, DryRun]:
-    from tdml.config import to_dict
     from tdml.resolve import ENTRY_DEFAULTS, Layers, resolve_distill, resolve_teacher
 
     st: dict[str, str] = {}
@@ -188,14 +184,13 @@ def tune(study: str | Path, *, n_trials: int | None = None, storage: str | None 
         with tracking.start_run("tdml-tuning", "study-invalid", "study", {"tdml.study_file": str(study)}):
             raise
     if dry_run:
-        from tdml.config import load_yaml
         from tdml.resolve import config_sources
 
         return _dry("tune", spec, config_sources(spec, [("study file", load_yaml(study)), ("explicit", overrides)]))
     return run_tune(spec, n_trials, storage, n_jobs)
 
 
-def report(experiment: str = "tdml", family: str = "", dry_run: bool = False) -> pd.DataFrame | DryRun:
+def report(experiment: str = DEFAULT_EXPERIMENT, family: str = "", dry_run: bool = False) -> pd.DataFrame | DryRun:
     """Log a ``report`` run (table + Pareto plot of the experiment's teachers and students) and
     return its table."""
     from tdml.comparison import log_report
@@ -208,7 +203,7 @@ def report(experiment: str = "tdml", family: str = "", dry_run: bool = False) ->
         return log_report(experiment, family)
 
 
-def runs(experiment: str = "tdml", family: str = "") -> pd.DataFrame:
+def runs(experiment: str = DEFAULT_EXPERIMENT, family: str = "") -> pd.DataFrame:
     """One row per finished teacher / student run of ``experiment`` that read its test split:
     metrics, size, latency and what it is (no run is logged)."""
     from tdml.comparison import collect

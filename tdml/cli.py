@@ -16,7 +16,7 @@ import threading
 from typing import Any, Callable
 
 from tdml import api, options, runstate
-from tdml.config import deep_merge, load_yaml, parse_overrides
+from tdml.config import DEFAULT_EXPERIMENT, deep_merge, load_yaml, parse_overrides
 from tdml.errors import ConfigError, Stopped, TdmlError
 
 
@@ -97,7 +97,7 @@ def cmd_report(args) -> int:
     from tdml.comparison import primary_metric
 
     raw = raw_config(args, options.REPORT_OPTS)
-    df = api.report(raw.get("experiment") or "tdml", raw.get("family", ""), dry_run=args.dry_run)
+    df = api.report(raw.get("experiment") or DEFAULT_EXPERIMENT, raw.get("family", ""), dry_run=args.dry_run)
     if _dry(df):
         return 0
     y, _ = primary_metric(df)

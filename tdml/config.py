@@ -34,14 +34,13 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
             return None
         if isinstance(value, str) and value.lower() in ("", "none", "null") and type(None) in args:
             return None
-        errors = []
         for a in args:
             if a is type(None):
                 continue
             try:
                 return _coerce(value, a, where)
-            except ConfigError as e:
-                errors.append(str(e))
+            except ConfigError:
+                continue
         raise ConfigError(f"{where}: {value!r} is not a valid {_type_name(tp)}")
     if origin is Literal:
         if value in args:
@@ -270,9 +269,12 @@ TeacherCacheMode = Literal["disk", "memory", "recompute"]
 CacheDtype = Literal["float32", "float16", "bfloat16"]
 
 
+DEFAULT_EXPERIMENT = "tdml"  # where runs land unless told otherwise (every entry point, the API)
+
+
 @dataclass(frozen=True)
 class TrackingConfig:
-    experiment: str = "tdml"
+    experiment: str = DEFAULT_EXPERIMENT
     alias: str = "champion"  # moves to a new version only through tdml.promotion.gate
     # if_better: only when better on validation than the holder (same data settings);
     # always: force; never: register as @challenger only

@@ -53,6 +53,11 @@ class RunSummary:
         """``models:/<name>/<version>`` of the registered model (None if nothing was registered)."""
         return self.registered
 
+    @property
+    def registered_name(self) -> str | None:
+        """The registered model's name (None if nothing was registered)."""
+        return self.registered.split("/")[1] if self.registered else None
+
 
 class EpochLogger:
     """Per-epoch metrics to MLflow (train terms, validation metrics, lr)."""

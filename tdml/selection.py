@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, Sequence, get_args
 
 from tdml import tracking
-from tdml.config import set_dotted
+from tdml.config import DEFAULT_EXPERIMENT, set_dotted
 from tdml.errors import ConfigError, TdmlError
 from tdml.pipelines import RunSummary, train_teacher_in_run
 from tdml.resolve import resolve_teacher
@@ -48,7 +48,7 @@ def select_teacher(raw: dict[str, Any], seeds: Sequence[int], metric: str = "auc
     if mode not in get_args(Mode):
         raise ConfigError(f"mode must be 'max' or 'min', got {mode!r}")
     key = f"best_val_{metric}"
-    experiment = experiment or raw.get("tracking", {}).get("experiment", "tdml")
+    experiment = experiment or raw.get("tracking", {}).get("experiment", DEFAULT_EXPERIMENT)
     runs: dict[int, RunSummary] = {}
     for seed in seeds:
         r = copy.deepcopy(raw)
@@ -65,7 +65,7 @@ def select_teacher(raw: dict[str, Any], seeds: Sequence[int], metric: str = "auc
     ce = {seed: float(s.metrics["best_val_ce"]) for seed, s in runs.items() if "best_val_ce" in s.metrics}
     best = best_key(scores, mode, ce if len(ce) == len(runs) else None)
     s = runs[best]
-    name = s.registered.split("/")[1]
+    name = s.registered_name
     tracking.set_alias(name, alias, s.version)
     tracking.set_version_tags(name, s.version, {"tdml.selected_by": f"{mode} {key} over seeds "
                                                 f"{','.join(map(str, scores))}", "tdml.selection_seed": best})

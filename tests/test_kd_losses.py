@@ -14,13 +14,21 @@ import torch
 
 from tdml.losses import dt2w, hints, kd, memkd  # noqa: F401  (registers the losses)
 from tdml.losses.base import LOSSES, ModelOutput, weighted_sum
-from tdml.losses.base import build_loss
 from tdml.losses.common import LossConfig
 from tdml.losses.dt2w import DT2WConfig, DT2WLoss, pairwise_cost, soft_dtw
 from tdml.losses.hints import ATConfig, ATLoss, FitNetLoss, RKDConfig, RKDLoss
 from tdml.losses.kd import DKDConfig, DKDLoss, KDConfig, KDLoss
 from tdml.losses.memkd import MemKDConfig, MemKDLoss, sample_pairs
 from tdml.errors import ConfigError, IncompatibleTeacherError
+
+
+def build_loss(name: str, params: dict | None = None, **kwargs):
+    """A registered loss from a config mapping (unknown keys fail with the valid ones)."""
+    from tdml.config import coerce_dataclass
+    from tdml.losses import LOSSES
+
+    cls = LOSSES.get(name)
+    return cls(coerce_dataclass(cls.Config, params or {}, where=f"loss {name!r}"), **kwargs)
 
 
 @pytest.fixture(autouse=True)

@@ -1,11 +1,6 @@
 """Dataset distillation for forecasting (docs/methods.md §3): expert trajectories, trajectory
 matching on a learnable synthetic series, CondTSF and DDTime plug-ins, evaluation on
-validation-selected synthetic sets. See docs/condense.md.
+validation-selected synthetic sets. See docs/condense.md."""
 
-Importing the package registers the small CNN / LSTM forecasters used for cross-architecture
-experts (their registry lines belong in tdml/models/__init__.py).
-"""
-
-from tdml.models import cnn, lstm_forecaster  # noqa: F401  (registration side effects)
 from tdml.condensation.config import CondenseRunConfig  # noqa: F401
 from tdml.condensation.methods import BASES, NAMED, PLUGINS, method_defaults, parse_method  # noqa: F401

@@ -84,12 +84,3 @@ class DistillationLoss(Loss):
 
 # name -> loss class; the distill run builds the loss named in its config.
 LOSSES: Registry[type[DistillationLoss]] = Registry("distillation loss")
-
-
-def build_loss(name: str, params: dict[str, Any] | None = None, **kwargs) -> DistillationLoss:
-    """Build a registered loss from a config mapping; unknown keys fail with the valid ones."""
-    from tdml.config import coerce_dataclass
-
-    cls = LOSSES.get(name)
-    cfg = coerce_dataclass(cls.Config, params or {}, where=f"loss {name!r}")
-    return cls(cfg, **kwargs)

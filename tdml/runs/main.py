@@ -17,7 +17,7 @@ def run_main_in_run(raw_teacher: dict, raw_student: dict) -> str:
     tcfg = resolve_teacher(layers)
     with tracking.start_run("", "teacher", "teacher", nested=True):
         t = train_teacher_in_run(layers)
-    name = t.registered.split("/")[1] if t.registered else None
+    name = t.registered_name
     if name is None:
         raise TdmlError("the main job needs the teacher registered (tracking.register=true)")
     uri = f"models:/{name}@{tcfg.tracking.alias}"

@@ -67,7 +67,7 @@ class DistillKind(StudyKind):
         raw = deep_merge(s.train_teacher, {"tracking": {"alias": alias or "champion"}})
         with tracking.start_run("", "teacher", "teacher", {"tdml.study": s.name}, nested=True):
             t = pipelines.train_teacher_in_run(resolve_teacher(raw))
-        got = t.registered.split("/")[1] if t.registered else None
+        got = t.registered_name
         if got != name:
             raise ConfigError(f"study {s.name!r}: train_teacher registered {got!r} but teacher is "
                               f"{s.teacher}; make the train_teacher data/model match the URI's name")

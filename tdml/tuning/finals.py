@@ -26,7 +26,7 @@ def final_run(spec: StudySpec, kind: StudyKind, study: optuna.Study, parent_run_
         s = kind.run(overrides, [], final=True)
     if s.version is None:
         raise TdmlError("the final run registered no model; check tracking.register in the study base")
-    name = s.registered.split("/")[1]
+    name = s.registered_name
     tracking.set_version_tags(name, s.version, {"tdml.study": spec.name, "tdml.trial_number": best["number"]})
     out = {"number": best["number"], "run_id": s.run_id, "registered_name": name, "version": s.version,
            "metrics": {k: v for k, v in s.metrics.items() if k.startswith(("test_", "best_val_"))}}
