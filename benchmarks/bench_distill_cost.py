@@ -38,7 +38,7 @@ from tdml.models import build_model
 from tdml.pipelines import distill_in_run
 from tdml.resolve import Layers, resolve_distill
 from tdml.teacher_cache import teacher_outputs
-from tdml.train import adam
+from tdml.train import optimizer as adam
 
 
 def profile(uri: str, steps: int) -> dict[str, float]:

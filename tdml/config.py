@@ -247,6 +247,9 @@ class TrainConfig:
     grad_clip: float = 0.0  # >0: clip the global gradient norm to this before each step
     # training forwards in bf16 / fp16 autocast (tdml.precision: what each device supports)
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"
+    optimizer: Literal["adam", "sgd"] = "adam"  # sgd: with ``momentum`` (CondTSF's published protocol)
+    momentum: float = 0.0  # sgd only
+    checkpoint: Literal["best", "last"] = "best"  # the kept weights: best validation epoch, or the last
 
     def validate(self):
         require(self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}")
@@ -254,6 +257,8 @@ class TrainConfig:
         require(self.lr > 0, f"lr must be > 0, got {self.lr}")
         require(self.patience >= 1, f"patience must be >= 1, got {self.patience}")
         require(self.weight_decay >= 0, f"weight_decay must be >= 0, got {self.weight_decay}")
+        require(0 <= self.momentum < 1, f"momentum must be in [0, 1), got {self.momentum}")
+        require(self.momentum == 0 or self.optimizer == "sgd", "momentum is an sgd setting; set optimizer: sgd")
         require(0 < self.lr_factor < 1, f"lr_factor must be in (0, 1) (the lr decays), got {self.lr_factor}")
         require(self.lr_step >= 1, f"lr_step must be >= 1 epoch, got {self.lr_step}")
         require(self.lr_patience >= 1, f"lr_patience must be >= 1 epoch, got {self.lr_patience}")

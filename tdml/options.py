@@ -68,6 +68,7 @@ DISTILL_OPTS: Table = {**DATA_OPTS, **TRAIN_OPTS, **TRACK_OPTS, **loss_opts(), "
 # the main job distils with TimeDistill: its options are that method's
 MAIN_OPTS: Table = {**DATA_OPTS, **TRAIN_OPTS, **TRACK_OPTS, **loss_opts("timedistill"), "model": ("model", str)}
 CONDENSE_OPTS: Table = {**DATA_OPTS, "n_windows": ("n_windows", parse_int), "method": ("method", str),
+                        "protocol": ("protocol", str), "layout": ("layout", str),
                         "seed": ("seed", parse_int), "experts": ("experts_uri", str),
                         "iterations": ("match.iterations", parse_int), "experiment": ("tracking.experiment", str)}
 REPORT_OPTS: Table = {"experiment": ("experiment", str), "family": ("family", str)}

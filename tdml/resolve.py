@@ -167,7 +167,10 @@ def resolve_condense(layers: Layers | dict[str, Any], sources: dict[str, str] | 
     method = raw.get("method", CondenseRunConfig.method)
     if not isinstance(method, str):
         raise ConfigError(f"method must be a string such as mtt+ddtime, got {method!r}")
-    table = method_defaults(method)
+    protocol = raw.get("protocol", CondenseRunConfig.protocol)
+    if not isinstance(protocol, str):
+        raise ConfigError(f"protocol must be a string such as published, got {protocol!r}")
+    table = method_defaults(method, protocol)
     cfg = coerce_dataclass(CondenseRunConfig, deep_merge(table, raw), "condense")
     if sources is not None:
         sources.update(config_sources(cfg, [("defaults table", table), *_named(layers)]))

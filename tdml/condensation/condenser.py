@@ -1,9 +1,11 @@
 """The condensation loop: MTT on the synthetic series, plus the switchable plug-ins.
 
-Per iteration: pick an expert and a start epoch t (DATM: the window of t widens), unroll K
-SGD steps from theta*_t on the freshly cut synthetic windows, match theta*_{t+M}; add the
-DDTime value (alpha) and ISIB (lambda) terms; one Adam step on the series (and the inner
-lr); CondTSF interpolates the labels every few iterations. Every ``select_every`` iterations
+Per iteration: pick an expert and a start epoch t (DATM: the window of t widens, or slides),
+then ``match.updates`` times: unroll K SGD steps from theta*_t on the freshly cut synthetic
+windows (on soft labels if ``match.soft_label`` < 1), match theta*_{t+M}; add the DDTime value
+(alpha) and ISIB (lambda) terms; one Adam step on the synthetic set (and the inner lr).
+CondTSF interpolates the labels every few iterations (after the step, or -- CondTSF's code --
+instead of it). Every ``select_every`` iterations
 the current set is scored on *validation* by ``score`` and the best one is kept.
 """
 
@@ -50,14 +52,53 @@ def diversity(x: torch.Tensor, y: torch.Tensor, tau: float, representation: str)
     return {"diversity_sym_kl": float(off.mean()), "diversity_isib": float(torch.exp(-off).mean())}
 
 
-def start_epoch_bound(cfg: CondenseRunConfig, it: int, n_epochs: int) -> int:
-    """Exclusive upper bound of the start epoch t at iteration ``it`` (DATM widens it)."""
+def start_epoch_range(cfg: CondenseRunConfig, it: int, n_epochs: int) -> tuple[int, int]:
+    """[lo, hi) of the start epoch t at iteration ``it``. DATM ``widen``: [0, hi) grows linearly
+    from datm_initial to max_start_epoch; ``slide`` (CondTSF's code): [0, 2) moves up by one every
+    40 iterations, to at most [max_start_epoch + 8, max_start_epoch + 12)."""
     m = cfg.match
-    hi = min(m.max_start_epoch, n_epochs - m.expert_epochs + 1)
+    last = n_epochs - m.expert_epochs + 1  # a start needs its target M epochs later
+    if m.datm and m.datm_mode == "slide":
+        step = it // 40
+        lo, hi = min(step, m.max_start_epoch + 8), min(2 + step, m.max_start_epoch + 12)
+        hi = min(hi, last)
+        return min(lo, hi - 1) if hi > 0 else 0, max(hi, 1)
+    hi = min(m.max_start_epoch, last)
     if m.datm:
         frac = it / max(cfg.match.iterations - 1, 1)
         hi = min(hi, m.datm_initial + round(frac * (m.max_start_epoch - m.datm_initial)))
-    return max(hi, 1)
+    return 0, max(hi, 1)
+
+
+def start_epoch_bound(cfg: CondenseRunConfig, it: int, n_epochs: int) -> int:
+    """Exclusive upper bound of the start epoch t at iteration ``it``."""
+    return start_epoch_range(cfg, it, n_epochs)[1]
+
+
+def _match_step(syn, model, spec, plugins: DDTimeTerms, m, log_lr, start, target, final, it: int):
+    """The terms and total of one matching update on the current synthetic windows."""
+    x, y = syn.windows()
+    lr = log_lr.exp() if m.learn_inner_lr else m.inner_lr
+    # CondTSF's code trains the inner student on soft labels: a share of the target expert's forecast
+    y_in = y if m.soft_label >= 1 else m.soft_label * y + (1 - m.soft_label) * predict(model, spec, target, x)
+    theta_k = unroll(model, spec, start, x, y_in, lr, m.syn_steps)
+    expert_pred = student_pred = None
+    dd = plugins.cfg
+    if dd.freq:  # the expert's forecast is the target; detached unless value_grad=inputs
+        with torch.set_grad_enabled(dd.value_grad == "inputs"):
+            expert_pred = predict(model, spec, final, x)
+        if dd.value_pair == "student":
+            student_pred = predict(model, spec, theta_k, x)
+    match = matching_loss(theta_k, start, target)
+    if m.normalize:  # CondTSF's code: the loss over its own value (its gradient, not its size, matters)
+        match = match / match.detach().clamp_min(1e-12)
+    terms = {"match": match, **plugins(x, y, expert_pred, student_pred)}
+    total = plugins.total(terms)  # the matching term has no plug-in weight: it counts once
+    if not torch.isfinite(total):
+        raise FloatingPointError(f"non-finite condensation loss at iteration {it}: "
+                                 f"{ {k: float(v) for k, v in terms.items()} }; lower match.series_lr "
+                                 f"or match.inner_lr")
+    return terms, total
 
 
 def condense(data, experts: Experts, cfg: CondenseRunConfig, generator: torch.Generator,
@@ -103,40 +144,33 @@ def condense(data, experts: Experts, cfg: CondenseRunConfig, generator: torch.Ge
     for it in range(m.iterations):
         t0 = time.perf_counter()
         i = int(torch.randint(0, n_exp, (1,), generator=generator))
-        t = int(torch.randint(0, start_epoch_bound(cfg, it, experts.n_epochs), (1,), generator=generator))
+        lo, hi = start_epoch_range(cfg, it, experts.n_epochs)
+        t = lo + int(torch.randint(0, hi - lo, (1,), generator=generator))
         start, target, final = trajs[i, t], trajs[i, t + m.expert_epochs], trajs[i, -1]
-        x, y = syn.windows()
-        lr = log_lr.exp() if m.learn_inner_lr else m.inner_lr
-        theta_k = unroll(model, experts.spec, start, x, y, lr, m.syn_steps)
-        expert_pred = student_pred = None
-        dd = plugins.cfg
-        if dd.freq:  # the expert's forecast is the target; detached unless value_grad=inputs
-            with torch.set_grad_enabled(dd.value_grad == "inputs"):
-                expert_pred = predict(model, experts.spec, final, x)
-            if dd.value_pair == "student":
-                student_pred = predict(model, experts.spec, theta_k, x)
-        terms = {"match": matching_loss(theta_k, start, target), **plugins(x, y, expert_pred, student_pred)}
-        total = plugins.total(terms)  # the matching term has no plug-in weight: it counts once
-        if not torch.isfinite(total):
-            raise FloatingPointError(f"non-finite condensation loss at iteration {it}: "
-                                     f"{ {k: float(v) for k, v in terms.items()} }; lower match.series_lr "
-                                     f"or match.inner_lr")
-        opt.zero_grad(set_to_none=True)
-        if opt_lr:
-            opt_lr.zero_grad(set_to_none=True)
-        total.backward()
-        opt.step()
-        if opt_lr:
-            opt_lr.step()
-        if ct.enabled and (it + 1) % ct.every == 0:
+        label_step = ct.enabled and (it + 1) % ct.every == 0
+        for _ in range(m.updates):  # CondTSF's code: 2 updates per iteration from the same start
+            if label_step and ct.replaces_match:  # its CondTSF iterations update labels only
+                with torch.no_grad():
+                    syn.interpolate_labels(predict(model, experts.spec, final, syn.windows()[0]), ct.beta)
+                continue
+            terms, total = _match_step(syn, model, experts.spec, plugins, m, log_lr, start, target, final, it)
+            opt.zero_grad(set_to_none=True)
+            if opt_lr:
+                opt_lr.zero_grad(set_to_none=True)
+            total.backward()
+            opt.step()
+            if opt_lr:
+                opt_lr.step()
+        if label_step and not ct.replaces_match:
             with torch.no_grad():
                 syn.interpolate_labels(predict(model, experts.spec, final, syn.windows()[0]), ct.beta)
         matching_seconds += time.perf_counter() - t0
-        row = {"iteration": it, "loss": float(total.detach()), "start_epoch": t,
-               "inner_lr": float(log_lr.detach().exp()), **{k: float(v.detach()) for k, v in terms.items()}}
-        result.history.append(row)
-        if on_iteration:
-            on_iteration(it, row)
+        if not (label_step and ct.replaces_match):  # an iteration of labels only has no terms to log
+            row = {"iteration": it, "loss": float(total.detach()), "start_epoch": t,
+                   "inner_lr": float(log_lr.detach().exp()), **{k: float(v.detach()) for k, v in terms.items()}}
+            result.history.append(row)
+            if on_iteration:
+                on_iteration(it, row)
         if (it + 1) % cfg.eval.select_every == 0 or it + 1 == m.iterations:
             select(it + 1)
     score_best, it_best, values = best

@@ -40,14 +40,17 @@ def build_eval_model(data, model: str, cfg: EvalConfig):
 
 def fit_on_windows(data, x: torch.Tensor, y: torch.Tensor, model: str, seed: int, cfg: EvalConfig,
                    epochs: int, device: torch.device):
-    """(objective, FitResult) of a fresh ``model`` trained full-batch on (x, y), validated on real val."""
+    """(objective, FitResult) of a fresh ``model`` trained on (x, y) (full batch unless
+    ``eval.batch_size``), validated on real val."""
     syn = with_train_windows(data, x, y)
     with global_rng():  # seed, then initialise, as one step: parallel trials share the generator
         seed_everything(seed)
         objective = Supervised(build_eval_model(syn, model, cfg), TASKS.get("forecast"))
-    tcfg = TrainConfig(epochs=epochs, lr=cfg.lr, lr_schedule="constant", patience=cfg.patience, seed=seed,
-                       progress=False)
-    result = fit(objective, syn.loader("train", x.shape[0], shuffle=True, seed=seed),
+    last = cfg.checkpoint == "last"  # CondTSF's code: every epoch runs, the last one is read
+    tcfg = TrainConfig(epochs=epochs, lr=cfg.lr, lr_schedule="constant", patience=epochs + 1 if last else cfg.patience,
+                       seed=seed, progress=False, optimizer=cfg.optimizer, momentum=cfg.momentum,
+                       checkpoint=cfg.checkpoint)
+    result = fit(objective, syn.loader("train", cfg.batch_size or x.shape[0], shuffle=True, seed=seed),
                  syn.loader("val", EVAL_BATCH), tcfg, (), device)
     return objective, result
 

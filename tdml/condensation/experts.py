@@ -108,14 +108,15 @@ def train_experts(data, cfg: ExpertConfig, device: torch.device, progress: bool 
         objective = SharpnessAware(model, task, cfg.sharpness) if cfg.sharpness > 0 else Supervised(model, task)
         # constant lr and no early stop: the trajectory is the whole run, not the best checkpoint
         tcfg = TrainConfig(epochs=cfg.epochs, lr=cfg.lr, lr_schedule="constant", patience=cfg.epochs + 1,
-                           seed=seed, progress=progress, max_batches=cfg.max_batches)
+                           seed=seed, progress=progress, max_batches=cfg.max_batches, optimizer=cfg.optimizer,
+                           momentum=cfg.momentum, checkpoint="last")
 
         def snapshot(epoch, train_terms, val_metrics, lr, _model=model, _i=i):
             snaps.append(spec.flatten(_model).cpu())
             tracking.log_metrics({f"expert{_i}_train_loss": train_terms["loss"],
                                   f"expert{_i}_val_mse": val_metrics["mse"]}, step=epoch)
 
-        fit(objective, data.loader("train", cfg.batch_size, shuffle=True, seed=seed),
+        fit(objective, data.loader("train", cfg.batch_size, shuffle=True, seed=seed, stride=cfg.stride),
             data.loader("val", 512), tcfg, [snapshot], device)
         trajs.append(torch.stack(snaps))
     return torch.stack(trajs), model_cfg, spec

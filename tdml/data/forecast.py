@@ -91,8 +91,9 @@ class ForecastData:
         return Dims(seq_len=self.seq_len, n_channels=len(self.columns), pred_len=self.pred_len,
                     n_marks=0 if marks is None else marks.shape[1])
 
-    def loader(self, split: str, batch_size: int, shuffle: bool = False, seed: int = 0) -> "WindowLoader":
-        return WindowLoader(self.splits[split], self.seq_len, self.pred_len, batch_size, shuffle, seed)
+    def loader(self, split: str, batch_size: int, shuffle: bool = False, seed: int = 0,
+               stride: int = 1) -> "WindowLoader":
+        return WindowLoader(self.splits[split], self.seq_len, self.pred_len, batch_size, shuffle, seed, stride)
 
     def split_array(self, split: str) -> np.ndarray:
         """The rows of a split (scaled), as logged with ``mlflow.log_input``."""
@@ -114,16 +115,17 @@ class ForecastData:
 class WindowLoader:
     """Batches of sliding windows cut by indexing (no per-item Python collate).
 
-    Yields dicts with ``x`` [B, L, C], ``y`` [B, H, C] and, when dates exist,
-    ``x_mark`` [B, L, M], ``y_mark`` [B, H, M]. Shuffling uses its own seeded generator,
+    Yields dicts with ``x`` [B, L, C], ``y`` [B, H, C], ``INDEX`` (each window's start row)
+    and, when dates exist, ``x_mark`` [B, L, M], ``y_mark`` [B, H, M]. Shuffling uses its own seeded generator,
     re-seeded per epoch, so runs with the same seed see the same batches. Never drops
     the last partial batch.
     """
 
     def __init__(self, split: Split, seq_len: int, pred_len: int, batch_size: int,
-                 shuffle: bool, seed: int):
-        self.split, self.L, self.H = split, seq_len, pred_len
-        self.n_windows = split.values.shape[0] - seq_len - pred_len + 1
+                 shuffle: bool, seed: int, stride: int = 1):
+        self.split, self.L, self.H, self.stride = split, seq_len, pred_len, stride
+        # windows start every ``stride`` rows (1: every window; CondTSF's code trains on stride 12)
+        self.n_windows = -(-(split.values.shape[0] - seq_len - pred_len + 1) // stride)
         self.order = EpochOrder(self.n_windows, batch_size, shuffle, seed)
         self._x_off = torch.arange(seq_len)
         self._y_off = torch.arange(seq_len, seq_len + pred_len)
@@ -134,6 +136,7 @@ class WindowLoader:
     def __iter__(self):
         v, m = self.split.values, self.split.marks
         for idx in self.order:
+            idx = idx * self.stride if self.stride > 1 else idx
             start = idx[:, None]
             xi, yi = start + self._x_off, start + self._y_off
             batch = {"x": v[xi], "y": v[yi], INDEX: idx}
