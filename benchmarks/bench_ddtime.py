@@ -52,7 +52,7 @@ from tdml.condensation.closed_form import fit_dlinear_least_squares
 from tdml.condensation.condenser import condense
 from tdml.condensation.evaluation import EVAL_BATCH
 from tdml.condensation.experts import get_experts
-from tdml.condensation.pipeline import condense_config, condense_in_run
+from tdml.runs.condense import condense_config, condense_in_run
 from tdml.config import DataConfig, TrainConfig
 from tdml.data import load_data
 from tdml.models import build_model

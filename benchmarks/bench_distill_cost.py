@@ -35,7 +35,7 @@ from tdml.data.batching import INDEX
 from tdml.contracts import run_model
 from tdml.losses.timedistill import FEATURE_LOG_EPS, multi_period_loss, multi_scale_loss
 from tdml.models import build_model
-from tdml.pipelines import distill_in_run
+from tdml.runs.distill import distill_in_run
 from tdml.resolve import Layers, resolve_distill
 from tdml.teacher_cache import teacher_outputs
 from tdml.train import optimizer as adam

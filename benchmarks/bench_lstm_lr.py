@@ -37,7 +37,7 @@ import torch
 
 from tdml import tracking
 from tdml.data import load_data
-from tdml.pipelines import train_teacher_in_run
+from tdml.runs.teacher import train_teacher_in_run
 from tdml.resolve import resolve_teacher
 
 

@@ -37,7 +37,8 @@ from pathlib import Path
 
 from bench_timedistill_etth1 import KEY_TAG, finished  # same key tag, same resume rule
 from tdml import tracking
-from tdml.pipelines import distill_in_run, train_teacher_in_run
+from tdml.runs.distill import distill_in_run
+from tdml.runs.teacher import train_teacher_in_run
 from tdml.resolve import resolve_teacher
 
 VARIANTS = {

@@ -27,7 +27,8 @@ from pathlib import Path
 import mlflow
 
 from tdml import tracking
-from tdml.pipelines import distill_in_run, train_teacher_in_run
+from tdml.runs.distill import distill_in_run
+from tdml.runs.teacher import train_teacher_in_run
 
 KEY, BUDGET = "tdml.bench_key", "tdml.bench_budget"
 WHAT = {"teacher": "teacher iTransformer", "alone": "MLP alone (no teacher)", "distilled": "MLP + TimeDistill (defaults)"}

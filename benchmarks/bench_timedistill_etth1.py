@@ -23,7 +23,8 @@ import mlflow
 
 from results_file import publish
 from tdml import tracking
-from tdml.pipelines import distill_in_run, train_teacher_in_run
+from tdml.runs.distill import distill_in_run
+from tdml.runs.teacher import train_teacher_in_run
 from tdml.resolve import resolve_teacher
 
 KEY_TAG = "tdml.bench_key"

@@ -39,7 +39,8 @@ from pathlib import Path
 import optuna
 import yaml
 
-from tdml import pipelines, tracking, tuning
+from tdml import tracking, tuning
+from tdml.runs.distill import distill_in_run
 from tdml.config import deep_merge, load_yaml, parse_overrides
 from tdml.studies import spec_from_dict
 
@@ -59,7 +60,7 @@ def _default_run(spec, kind) -> dict:
         raw["data"] = deep_merge(raw.get("data", {}), spec.data)
     t0 = time.perf_counter()
     with tracking.start_run("", "defaults", "student", {"tdml.study": spec.name}, nested=True):
-        s = pipelines.distill_in_run(raw)
+        s = distill_in_run(raw)
     return {"val_mse": s.metrics["best_val_mse"], "test_mse": s.metrics["test_mse"],
             "seconds": time.perf_counter() - t0}
 

@@ -23,7 +23,7 @@ from optuna.trial import TrialState
 
 from tdml import tracking
 from tdml.config import deep_merge, set_dotted
-from tdml.pipelines import distill_in_run
+from tdml.runs.distill import distill_in_run
 from tdml.selection import best_key
 from tdml.studies import spec_from_dict
 from tdml.tuning import tune

@@ -21,7 +21,8 @@ import itertools
 import statistics
 
 from tdml import tracking
-from tdml.pipelines import distill_in_run, train_teacher_in_run
+from tdml.runs.distill import distill_in_run
+from tdml.runs.teacher import train_teacher_in_run
 from tdml.resolve import ENTRY_DEFAULTS, Layers, resolve_teacher
 
 VAL = {"final_split": "val", "diagnostics": False}

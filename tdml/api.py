@@ -81,8 +81,8 @@ def train_teacher(data: Any = None, *, set: dict | None = None, config: str | No
     """Train a teacher, register it (``<dataset>-<model>-L<seq>-H<pred>``) and return its
     ``RunSummary`` (``run_id``, ``metrics``, ``model_uri`` = ``models:/<name>/<version>``);
     with ``dry_run`` only its resolved ``DryRun``."""
-    from tdml import pipelines
     from tdml.resolve import resolve_teacher
+    from tdml.runs.teacher import train_teacher_in_run
 
     raw = _raw(options.TEACHER_OPTS, "tdml.train_teacher", _data_options(data, opts), set, config, progress)
     if dry_run:
@@ -90,7 +90,7 @@ def train_teacher(data: Any = None, *, set: dict | None = None, config: str | No
         return _dry("train-teacher", resolve_teacher(raw, sources), sources)
     exp = raw.get("tracking", {}).get("experiment", DEFAULT_EXPERIMENT)
     with tracking.start_run(exp, f"teacher-{raw.get('model', 'itransformer')}", "teacher"):
-        return pipelines.train_teacher_in_run(raw)
+        return train_teacher_in_run(raw)
 
 
 def distill(teacher: str | None = None, data: Any = None, *, set: dict | None = None, config: str | None = None,
@@ -98,20 +98,20 @@ def distill(teacher: str | None = None, data: Any = None, *, set: dict | None = 
     """Distil a student from a registered teacher (``models:/<name>@<alias>`` or ``/<version>``);
     method and student default from the teacher's task. Returns the student's ``RunSummary``
     (with ``dry_run``: its ``DryRun``; the teacher's registered settings are read)."""
-    from tdml import pipelines
     from tdml.resolve import Layers, resolve_distill
+    from tdml.runs.distill import TEACHER_REQUIRED, distill_in_run
 
     given = _data_options(data, {**opts, **({"teacher": teacher} if teacher else {})})
     raw = _raw(options.DISTILL_OPTS, "tdml.distill", given, set, config, progress)
     if dry_run:
         if not raw.get("teacher"):
-            raise ConfigError(pipelines.TEACHER_REQUIRED)
+            raise ConfigError(TEACHER_REQUIRED)
         sources: dict[str, str] = {}
         return _dry("distill", resolve_distill(Layers(explicit=raw), tracking.load_model(raw["teacher"])[1],
                                                sources), sources)
     exp = raw.get("tracking", {}).get("experiment", DEFAULT_EXPERIMENT)
     with tracking.start_run(exp, "student", "student"):
-        return pipelines.distill_in_run(Layers(explicit=raw))
+        return distill_in_run(Layers(explicit=raw))
 
 
 def main(data: Any = None, *, set: dict | None = None, config: str | None = None, progress: bool = True,
@@ -150,7 +150,7 @@ def condense(data: Any = None, *, set: dict | None = None, config: str | None = 
              dry_run: bool = False, **opts: Any):
     """Condense a dataset into a few synthetic windows; returns the ``CondenseSummary``
     (the set is ``runs:/<run_id>/synthetic``, itself a dataset name); ``dry_run``: its ``DryRun``."""
-    from tdml.condensation.pipeline import run_condense
+    from tdml.runs.condense import run_condense
     from tdml.resolve import resolve_condense
 
     raw = options.raw_config(options.CONDENSE_OPTS, _data_options(data, opts), config, set, "tdml.condense")

@@ -89,7 +89,7 @@ def log_model(model, meta: dict[str, Any], registered_name: str | None, example=
     [B, L, C] float32, or a dated frame for a calendar-feature model) and ``example`` as input
     example, log ``metrics`` linked to it (the Models tab and the version page show them) and
     register it as a new version tagged ``version_tags`` (no alias moves: ``tdml.promotion.gate``
-    decides that). ``step``: the metrics' step (see ``tdml.pipelines._publish``)."""
+    decides that). ``step``: the metrics' step (see ``tdml.runs.common.publish``)."""
     from tdml.serving import save_bundle, signature
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -5,7 +5,7 @@ counts or seeds may live in a process global:
 
 * **MLflow seconds** are counted per thread: ``tdml.tracking`` adds the wall time of each of
   its calls to the calling thread's counter, and a run body reads the difference between its
-  start and end (``tdml.pipelines``); a sibling trial's MLflow calls never count as its own.
+  start and end (``tdml.runs``); a sibling trial's MLflow calls never count as its own.
 * **Open runs** are counted per thread (``tdml.tracking.start_run``), so code that would
   change process-wide settings can tell whether a run in another thread may be training now
   (``other_threads_in_runs``; ``tdml.latency`` then leaves the thread count alone).
@@ -13,7 +13,7 @@ counts or seeds may live in a process global:
   "seed, then build the models" must not interleave with another thread's draws:
   ``global_rng()`` is the (re-entrant) lock that every model construction holds
   (``tdml.models.build_model``) and that a run holds around seeding and building its models
-  (``tdml.pipelines``, ``tdml.condensation``). Training itself draws from it only through dropout
+  (``tdml.runs``, ``tdml.condensation``). Training itself draws from it only through dropout
   in train mode; docs/tuning.md says what that means for parallel trials.
 """
 

@@ -18,7 +18,8 @@ from typing import Any, Sequence, get_args
 from tdml import tracking
 from tdml.config import DEFAULT_EXPERIMENT, set_dotted
 from tdml.errors import ConfigError, TdmlError
-from tdml.pipelines import RunSummary, train_teacher_in_run
+from tdml.runs.common import RunSummary
+from tdml.runs.teacher import train_teacher_in_run
 from tdml.resolve import resolve_teacher
 from tdml.tasks import Mode, better
 

@@ -11,7 +11,7 @@ from tdml.condensation.condenser import start_epoch_bound
 from tdml.condensation.experts import SharpnessAware
 from tdml.condensation.matching import FlatParams, matching_loss, predict, unroll
 from tdml.condensation.methods import method_defaults, parse_method
-from tdml.condensation.pipeline import condense_config
+from tdml.runs.condense import condense_config
 from tdml.condensation.plugins import frequency_value_loss, isib, pairwise_sym_kl
 from tdml.condensation.synthetic import LAYOUTS, SyntheticSamples, SyntheticSeries, series_length
 from tdml.errors import ConfigError

@@ -20,7 +20,7 @@ from tdml.data import LOADERS
 from tdml.data.forecast import load_forecast_data
 from tdml.losses import LOSSES
 from tdml.losses.base import DistillationLoss
-from tdml.pipelines import RunSummary
+from tdml.runs.common import RunSummary
 from tdml.studies import spec_from_dict
 from tdml.tuning import KINDS, StudyKind, tune
 

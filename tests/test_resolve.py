@@ -19,7 +19,7 @@ from conftest import runs_of, use_store
 
 
 def _meta(dataset: str, teacher: str = "itransformer", task: str = "forecast") -> dict:
-    """What a registered teacher's metadata carries (tdml.pipelines._model_meta)."""
+    """What a registered teacher's metadata carries (tdml.runs.common.model_meta)."""
     return {"task": task, "model": {"name": teacher},
             "data_config": {"dataset": dataset, "seq_len": 720, "pred_len": 96, "batch_size": 32}}
 

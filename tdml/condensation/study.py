@@ -16,11 +16,11 @@ from typing import Any
 
 from tdml.condensation.config import CondenseRunConfig
 from tdml.condensation.experts import get_experts
-from tdml.condensation.pipeline import condense_in_run
+from tdml.runs.condense import condense_in_run
 from tdml.resolve import Layers, resolve_condense
 from tdml.config import deep_merge
 from tdml.data import load_data
-from tdml.pipelines import RunSummary
+from tdml.runs.common import RunSummary
 from tdml.errors import ConfigError
 from tdml.train import resolve_device
 from tdml.tuning.kinds import KINDS, StudyKind, check_space
@@ -66,7 +66,7 @@ class CondenseKind(StudyKind):
             mode["experts_uri"] = ""  # one expert set per study, not per trial
         cfg = resolve_condense(Layers(study_base=base, trial=overrides, run_mode=mode))
         s = condense_in_run(cfg, callbacks)
-        # the tuning loop reads a pipelines.RunSummary (metrics, n_params = the first eval model's)
+        # the tuning loop reads a tdml.runs.common.RunSummary (metrics, n_params = the first eval model's)
         return RunSummary(s.run_id, "condense", cfg.eval.models[0], s.metrics, int(s.metrics["n_params"]), 0.0,
                           extra={"condense": s})
 

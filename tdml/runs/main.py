@@ -6,7 +6,9 @@ from __future__ import annotations
 from tdml import tracking
 from tdml.config import deep_merge
 from tdml.errors import TdmlError
-from tdml.pipelines import RunSummary, distill_in_run, train_teacher_in_run
+from tdml.runs.common import RunSummary
+from tdml.runs.distill import distill_in_run
+from tdml.runs.teacher import train_teacher_in_run
 from tdml.resolve import ENTRY_DEFAULTS, Layers, resolve_teacher
 
 

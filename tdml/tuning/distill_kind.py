@@ -6,7 +6,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from tdml import pipelines, tracking
+from tdml import tracking
+from tdml.runs.common import RunSummary
+from tdml.runs.distill import distill_in_run
+from tdml.runs.teacher import train_teacher_in_run
 from tdml.config import DistillRunConfig, coerce_dataclass, deep_merge
 from tdml.errors import ConfigError, RegistryError
 from tdml.resolve import Layers, resolve_distill, resolve_teacher
@@ -66,14 +69,14 @@ class DistillKind(StudyKind):
         name, alias, _ = tracking.parse_model_uri(s.teacher)
         raw = deep_merge(s.train_teacher, {"tracking": {"alias": alias or "champion"}})
         with tracking.start_run("", "teacher", "teacher", {"tdml.study": s.name}, nested=True):
-            t = pipelines.train_teacher_in_run(resolve_teacher(raw))
+            t = train_teacher_in_run(raw)
         got = t.registered_name
         if got != name:
             raise ConfigError(f"study {s.name!r}: train_teacher registered {got!r} but teacher is "
                               f"{s.teacher}; make the train_teacher data/model match the URI's name")
 
-    def run(self, overrides: dict[str, Any], callbacks, final: bool) -> pipelines.RunSummary:
-        return pipelines.distill_in_run(self.layers(overrides, final), callbacks)
+    def run(self, overrides: dict[str, Any], callbacks, final: bool) -> RunSummary:
+        return distill_in_run(self.layers(overrides, final), callbacks)
 
     def layers(self, overrides: dict[str, Any], final: bool) -> Layers:
         """A trial's settings: the study's base and data < the trial's values < the run mode."""

@@ -18,7 +18,7 @@ from tdml.registry import Registry
 from tdml.studies import StudySpec
 
 if TYPE_CHECKING:
-    from tdml.pipelines import RunSummary
+    from tdml.runs.common import RunSummary
 
 
 class StudyKind:

@@ -15,7 +15,8 @@ import optuna
 from optuna.storages import RetryHeartbeatStaleTrialCallback
 from optuna.trial import TrialState
 
-from tdml import pipelines, runstate, tracking
+from tdml import runstate, tracking
+from tdml.runs.common import RunSummary
 from tdml.config import set_dotted
 from tdml.errors import ConfigError, Stopped
 from tdml.studies import StudySpec
@@ -112,7 +113,7 @@ def _requeue(trial: optuna.Trial) -> None:
         log.warning("could not queue stopped trial %d again (params %s): %s", trial.number, trial.params, e)
 
 
-def objective_value(summary: pipelines.RunSummary, metric: str) -> float:
+def objective_value(summary: RunSummary, metric: str) -> float:
     """An objective's value from a run summary (its metrics, plus ``n_params``)."""
     values = {"n_params": float(summary.n_params), **summary.metrics}
     if metric not in values:

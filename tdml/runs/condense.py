@@ -22,7 +22,7 @@ from tdml.condensation.experts import get_experts
 from tdml.condensation.methods import parse_method
 from tdml.condensation.report import write_report
 from tdml.config import to_dict
-from tdml.pipelines import log_sources
+from tdml.runs.common import log_sources
 from tdml.resolve import resolve_condense
 from tdml.data import load_data
 from tdml.data.forecast import ForecastData
