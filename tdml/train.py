@@ -258,14 +258,25 @@ def _fmt(d: dict[str, float]) -> str:
 
 
 def predictions(model: nn.Module, loader, device: torch.device | None = None) -> ModelOutput:
-    """Concatenated predictions of a model over a loader (features not kept)."""
+    """A model's predictions over a loader (features not kept). A loader that says its size
+    (``n_windows``) gets one preallocated tensor written batch by batch: a list of batches and
+    their concatenation would hold the split twice, which at Electricity's width is the end of
+    a run's memory peak (docs/results.md)."""
     device = device or next(model.parameters()).device
     model.eval()
-    preds = []
+    n = getattr(loader, "n_windows", None)
+    parts, out, i = [], None, 0
     with torch.no_grad():
         for batch in loader:
-            preds.append(run_model(model, to_device(batch, device)).pred.cpu())
-    return ModelOutput(torch.cat(preds))
+            pred = run_model(model, to_device(batch, device)).pred.cpu()
+            if n is None:
+                parts.append(pred)
+                continue
+            if out is None:
+                out = pred.new_empty((n, *pred.shape[1:]))
+            out[i:i + len(pred)] = pred
+            i += len(pred)
+    return ModelOutput(torch.cat(parts) if n is None else out[:i])
 
 
 __all__ = ["seed_everything", "resolve_device", "Objective", "Supervised", "Distillation", "fit",

@@ -83,3 +83,18 @@ def test_distillation_trains_student_and_regressor_not_teacher(data):
     assert not any(k.startswith("_teacher") for k in obj.state_dict())  # teacher not in checkpoints
     terms = obj.terms(next(iter(data.loader("train", 8))))
     assert {"gt", "pred_scale", "pred_period", "feat_scale", "feat_period", "loss"} <= set(terms)
+
+
+def test_predictions_fill_one_preallocated_tensor_equal_to_the_batches(data):
+    """A sized loader's predictions are written into one tensor (no list + cat copy of the
+    split); an unsized iterable of batches still works; both equal the per-batch outputs."""
+    from tdml.contracts import run_model
+    from tdml.train import predictions
+
+    model = build_model("mlp", data.dims, {"d_model": 16}).eval()
+    loader = data.loader("test", 100)
+    with torch.no_grad():
+        expected = torch.cat([run_model(model, b).pred for b in loader])
+    got = predictions(model, loader).pred
+    assert got.shape == (loader.n_windows, *expected.shape[1:]) and torch.equal(got, expected)
+    assert torch.equal(predictions(model, list(loader)).pred, expected)  # no n_windows: concatenated
