@@ -25,18 +25,20 @@ from tdml import options, tracking
 from tdml.config import DEFAULT_EXPERIMENT, deep_merge, flatten, load_yaml, set_dotted, to_dict
 from tdml.errors import ConfigError, TdmlError
 
+
 def _data_options(data: Any, given: dict[str, Any]) -> dict[str, Any]:
     """``data=``: a DataFrame (registered in memory, logged with its digest), a CSV path, or a
     dataset name (catalog, 'synthetic', 'ucr:<Name>', 'runs:/<id>/synthetic')."""
     if data is None:
         return given
-    if any(given.get(k) for k in ("data_path",)):
+    if given.get("data_path"):
         raise ConfigError("give the data once: data= or data_path=, not both")
     from tdml.data import frames
 
     if isinstance(data, pd.DataFrame):
         return {**given, "data_path": frames.register(data)}
-    if isinstance(data, Path) or (isinstance(data, str) and (data.lower().endswith(".csv") or Path(data).is_file())):
+    is_file = isinstance(data, str) and (data.lower().endswith(".csv") or Path(data).is_file())
+    if isinstance(data, Path) or is_file:
         return {**given, "data_path": str(data)}
     if isinstance(data, str):
         return {**given, "dataset": data}

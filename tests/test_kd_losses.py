@@ -134,6 +134,21 @@ def test_memkd_hand_checked():
     assert terms["mem_long"].item() == pytest.approx(smooth(math.sqrt(5) - 1), rel=1e-5)  # only (t, z) = (0, 2)
 
 
+def test_memkd_raw_responses_without_the_normaliser():
+    """normalize=none: m(t, z) = ||h_{t+z} - h_t|| (the paper leaves the normaliser open). Same
+    sequences as above: teacher m(0,1) = 1, m(1,1) = 2, m(0,2) = sqrt(5); student 1, 0, 1. Unlike the
+    default, a rescaled student no longer matches its teacher."""
+    ht, hs = t([[[1, 0], [1, 1], [3, 1]]]), t([[[1], [2], [2]]])
+    terms = MemKDLoss(MemKDConfig(normalize="none"))(seq_out(hs), seq_out(ht))
+    smooth = lambda x: 0.5 * x * x if abs(x) < 1 else abs(x) - 0.5  # noqa: E731  SmoothL1, beta 1
+    assert terms["mem_short"].item() == pytest.approx((smooth(0) + smooth(2)) / 2, rel=1e-5)
+    assert terms["mem_long"].item() == pytest.approx(smooth(math.sqrt(5) - 1), rel=1e-5)
+    scaled = MemKDLoss(MemKDConfig(normalize="none"))(seq_out(3 * ht), seq_out(ht))
+    assert scaled["mem_short"].item() > 0.5
+    with pytest.raises(Exception, match="normalize"):
+        build_loss("memkd", {"normalize": "cell"})
+
+
 def test_memkd_zero_for_scaled_and_rotated_teacher_of_other_width():
     torch.manual_seed(1)
     ht = torch.randn(3, 10, 6) + 2.0

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -43,6 +44,9 @@ class MemKDConfig(LossConfig):
     eps: float = 1e-6  # in the response's denominator
     smooth_l1_beta: float = 1.0
     seed: int | None = None  # pair-sampling generator; None = the run's train.seed
+    # the paper leaves Δh's normaliser open (issue 23): 'previous' divides by ||h_t|| (scale-free,
+    # comparable across teacher and student widths), 'none' keeps the raw ||h_{t+z} - h_t||
+    normalize: Literal["previous", "none"] = "previous"
 
     def validate(self):
         super().validate()
@@ -57,15 +61,18 @@ class MemKDConfig(LossConfig):
         require(self.smooth_l1_beta >= 0, f"smooth_l1_beta must be >= 0, got {self.smooth_l1_beta}")
 
 
-def memory_response(h: torch.Tensor, start: torch.Tensor, gap: torch.Tensor, eps: float) -> torch.Tensor:
+def memory_response(h: torch.Tensor, start: torch.Tensor, gap: torch.Tensor, eps: float,
+                    normalize: str = "previous") -> torch.Tensor:
     """m(t, z) for index tensors t = ``start``, z = ``gap`` (0-based on h's time axis) -> [B, P]."""
     h0, h1 = h[:, start], h[:, start + gap]
-    return (h1 - h0).norm(dim=-1) / (h0.norm(dim=-1) + eps)
+    change = (h1 - h0).norm(dim=-1)
+    return change / (h0.norm(dim=-1) + eps) if normalize == "previous" else change
 
 
-def short_responses(h: torch.Tensor, eps: float) -> torch.Tensor:
+def short_responses(h: torch.Tensor, eps: float, normalize: str = "previous") -> torch.Tensor:
     """m(t, 1) for every t -> [B, L - 1]."""
-    return (h[:, 1:] - h[:, :-1]).norm(dim=-1) / (h[:, :-1].norm(dim=-1) + eps)
+    change = (h[:, 1:] - h[:, :-1]).norm(dim=-1)
+    return change / (h[:, :-1].norm(dim=-1) + eps) if normalize == "previous" else change
 
 
 def sample_pairs(length: int, n_pairs: int, min_gap: int, max_gap: int,
@@ -106,15 +113,15 @@ class MemKDLoss(DistillLoss):
             if hs.shape[1] < 2:
                 terms["mem_short"] = hs.sum() * 0.0  # no z = 1 pair in a length-1 sequence
             else:
-                terms["mem_short"] = F.smooth_l1_loss(short_responses(hs, c.eps), short_responses(ht, c.eps),
-                                                      beta=c.smooth_l1_beta)
+                terms["mem_short"] = F.smooth_l1_loss(short_responses(hs, c.eps, c.normalize),
+                                                      short_responses(ht, c.eps, c.normalize), beta=c.smooth_l1_beta)
         if self.active("mem_long"):
             start, gap = sample_pairs(hs.shape[1], c.long_pairs, c.min_gap, c.max_gap, self.generator)
             if start.numel() == 0:
                 terms["mem_long"] = hs.sum() * 0.0  # sequence shorter than min_gap + 1
             else:
                 start, gap = start.to(hs.device), gap.to(hs.device)
-                terms["mem_long"] = F.smooth_l1_loss(memory_response(hs, start, gap, c.eps),
-                                                     memory_response(ht, start, gap, c.eps),
+                terms["mem_long"] = F.smooth_l1_loss(memory_response(hs, start, gap, c.eps, c.normalize),
+                                                     memory_response(ht, start, gap, c.eps, c.normalize),
                                                      beta=c.smooth_l1_beta)
         return terms
