@@ -13,10 +13,10 @@ import types
 
 
 class _RunsModule(types.ModuleType):
-    def __call__(self, *args, **kwargs):
-        from tdml.api import runs
+    def __call__(self, *args, **kwargs):  # by string, as every upward reference (docs/architecture.md)
+        import importlib
 
-        return runs(*args, **kwargs)
+        return importlib.import_module("tdml.api").runs(*args, **kwargs)
 
 
 sys.modules[__name__].__class__ = _RunsModule
