@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from tdml import options, tracking
-from tdml.config import DEFAULT_EXPERIMENT, deep_merge, flatten, load_yaml, set_dotted, to_dict
+from tdml.config import DEFAULT_EXPERIMENT, deep_merge, flatten, load_yaml, to_dict
 from tdml.errors import ConfigError, TdmlError
 
 
@@ -48,13 +48,7 @@ def _data_options(data: Any, given: dict[str, Any]) -> dict[str, Any]:
 def _raw(table: options.Table, where: str, given: dict[str, Any], set: dict | None, config: str | None,
          progress: bool) -> dict[str, Any]:
     raw = options.raw_config(table, given, config, set, where)
-    return raw if progress else _with(raw, "train.progress", False)
-
-
-def _with(raw: dict[str, Any], key: str, value: Any) -> dict[str, Any]:
-    extra: dict[str, Any] = {}
-    set_dotted(extra, key, value)
-    return deep_merge(raw, extra)
+    return raw if progress else deep_merge(raw, {"train": {"progress": False}})
 
 
 @dataclass
@@ -172,11 +166,9 @@ def tune(study: str | Path, *, n_trials: int | None = None, storage: str | None 
     from tdml.tuning.kinds import KINDS
     from tdml.tuning.search import tune as run_tune
 
-    overrides: dict[str, Any] = {}
-    for key, value in (set or {}).items():
-        overrides = _with(overrides, key, value)
+    overrides = options.raw_config({}, {}, None, set)  # dotted keys -> the spec's sections
     if not progress:
-        overrides = _with(overrides, "base.train.progress", False)
+        overrides = deep_merge(overrides, {"base": {"train": {"progress": False}}})
     try:
         spec = load_spec(study, overrides)
         KINDS.get(spec.kind)(spec).validate()

@@ -257,27 +257,30 @@ def _fmt(d: dict[str, float]) -> str:
     return " ".join(f"{k}={v:.4f}" for k, v in d.items())
 
 
+def gather(parts: Iterable[torch.Tensor], n: int | None) -> torch.Tensor:
+    """Batches stacked along dim 0. With the total ``n`` known (a loader's ``n_windows``) they
+    are written into one preallocated tensor: a list of batches and their concatenation would
+    hold a split twice, which at Electricity's width is the end of a run's memory peak
+    (docs/results.md)."""
+    if n is None:
+        return torch.cat(list(parts))
+    out, i = None, 0
+    for part in parts:
+        if out is None:
+            out = part.new_empty((n, *part.shape[1:]))
+        out[i:i + len(part)] = part
+        i += len(part)
+    return out[:i]
+
+
 def predictions(model: nn.Module, loader, device: torch.device | None = None) -> ModelOutput:
-    """A model's predictions over a loader (features not kept). A loader that says its size
-    (``n_windows``) gets one preallocated tensor written batch by batch: a list of batches and
-    their concatenation would hold the split twice, which at Electricity's width is the end of
-    a run's memory peak (docs/results.md)."""
+    """A model's predictions over a loader (features not kept), gathered without a second copy."""
     device = device or next(model.parameters()).device
     model.eval()
-    n = getattr(loader, "n_windows", None)
-    parts, out, i = [], None, 0
     with torch.no_grad():
-        for batch in loader:
-            pred = run_model(model, to_device(batch, device)).pred.cpu()
-            if n is None:
-                parts.append(pred)
-                continue
-            if out is None:
-                out = pred.new_empty((n, *pred.shape[1:]))
-            out[i:i + len(pred)] = pred
-            i += len(pred)
-    return ModelOutput(torch.cat(parts) if n is None else out[:i])
+        preds = (run_model(model, to_device(batch, device)).pred.cpu() for batch in loader)
+        return ModelOutput(gather(preds, getattr(loader, "n_windows", None)))
 
 
 __all__ = ["seed_everything", "resolve_device", "Objective", "Supervised", "Distillation", "fit",
-           "evaluate", "score", "FitResult", "predictions"]
+           "evaluate", "score", "FitResult", "predictions", "gather"]

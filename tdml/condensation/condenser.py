@@ -140,6 +140,10 @@ def condense(data, experts: Experts, cfg: CondenseRunConfig, generator: torch.Ge
         if val < best[0]:
             best = (val, it, s)
 
+    @torch.no_grad()
+    def condtsf_step(final: torch.Tensor) -> None:  # the labels toward the final expert's forecast
+        syn.interpolate_labels(predict(model, experts.spec, final, syn.windows()[0]), ct.beta)
+
     select(0)
     for it in range(m.iterations):
         t0 = time.perf_counter()
@@ -150,8 +154,7 @@ def condense(data, experts: Experts, cfg: CondenseRunConfig, generator: torch.Ge
         label_step = ct.enabled and (it + 1) % ct.every == 0
         for _ in range(m.updates):  # CondTSF's code: 2 updates per iteration from the same start
             if label_step and ct.replaces_match:  # its CondTSF iterations update labels only
-                with torch.no_grad():
-                    syn.interpolate_labels(predict(model, experts.spec, final, syn.windows()[0]), ct.beta)
+                condtsf_step(final)
                 continue
             terms, total = _match_step(syn, model, experts.spec, plugins, m, log_lr, start, target, final, it)
             opt.zero_grad(set_to_none=True)
@@ -162,8 +165,7 @@ def condense(data, experts: Experts, cfg: CondenseRunConfig, generator: torch.Ge
             if opt_lr:
                 opt_lr.step()
         if label_step and not ct.replaces_match:
-            with torch.no_grad():
-                syn.interpolate_labels(predict(model, experts.spec, final, syn.windows()[0]), ct.beta)
+            condtsf_step(final)
         matching_seconds += time.perf_counter() - t0
         if not (label_step and ct.replaces_match):  # an iteration of labels only has no terms to log
             row = {"iteration": it, "loss": float(total.detach()), "start_epoch": t,

@@ -18,7 +18,7 @@ import torch
 from tdml import precision, tracking
 from tdml.config import DataConfig, flatten, to_dict
 from tdml.promotion import DATA_TAG, data_settings, gate
-from tdml.train import evaluate, fit, predictions, resolve_device
+from tdml.train import evaluate, fit, gather, predictions, resolve_device
 
 log = logging.getLogger(__name__)
 
@@ -189,7 +189,7 @@ def diagnose(task, data, split: str, batch_size: int, models: dict, settings: di
     ``models`` is a model or its predictions on the split already computed; ``settings`` (the
     loss's ``diagnostic_settings()``) override the diagnostics' defaults (tau, scales)."""
     loader = data.loader(split, batch_size)
-    series = {"ground_truth": _targets(loader).numpy()}
+    series = {"ground_truth": gather((b["y"] for b in loader), getattr(loader, "n_windows", None)).numpy()}
     for name, m in models.items():
         series[name] = (m if isinstance(m, torch.Tensor) else predictions(m, loader).pred).numpy()
     with tempfile.TemporaryDirectory() as tmp:
@@ -198,22 +198,6 @@ def diagnose(task, data, split: str, batch_size: int, models: dict, settings: di
         tracking.log_artifacts(tmp, "diagnostics")
     tracking.log_metrics(summary)
     return summary
-
-
-def _targets(loader) -> torch.Tensor:
-    """A split's targets in one preallocated tensor when the loader says its size (as
-    ``tdml.train.predictions``: no list-and-concatenate copy of a wide split)."""
-    n = getattr(loader, "n_windows", None)
-    if n is None:
-        return torch.cat([b["y"] for b in loader])
-    out, i = None, 0
-    for b in loader:
-        y = b["y"]
-        if out is None:
-            out = y.new_empty((n, *y.shape[1:]))
-        out[i:i + len(y)] = y
-        i += len(y)
-    return out[:i]
 
 
 def model_meta(data, data_cfg: DataConfig, task: str) -> dict[str, Any]:
