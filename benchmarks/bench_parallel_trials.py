@@ -1,12 +1,13 @@
-"""Parallel trials: threads in one process (``--n-jobs k``) against k worker processes on one
-Optuna storage (issue 25, item 5), back to back on this machine.
+"""Parallel trials: ``tdml tune --n-jobs k`` against k separate ``tdml tune`` processes on one
+Optuna storage and a serial run (issue 25, item 5), back to back on this machine.
 
 One MLflow store; the study's teacher is trained once first (its ``train_teacher`` block). Then
 per mode, a fresh SQLite Optuna storage and the same study (same sampler seed, ``--n-trials``):
-``serial`` (one process, n_jobs 1), ``threads`` (one process, n_jobs k) and ``processes`` (k
-``tdml tune`` processes, n_jobs 1 each, started together on the storage). Trials per minute
+``serial`` (one process, n_jobs 1), ``n_jobs`` (one command, n_jobs k: k worker processes since
+2026-12-07; threads before, which this script measured first -- docs/tuning.md) and
+``processes`` (k ``tdml tune`` processes, n_jobs 1 each, started together on the storage). Trials per minute
 are counted from the first trial's start to the last trial's end (Optuna's timestamps), and the
-best validation value is reported beside (threads share torch's global generator). Rounds
+best validation value is reported beside. Rounds
 alternate the modes so machine noise hits each. The table is printed and logged as an MLflow run.
 
     OMP_NUM_THREADS=1 python benchmarks/bench_parallel_trials.py --n-trials 8 --jobs 2
@@ -41,7 +42,7 @@ def measure(study: Path, work: Path, mode: str, jobs: int, n_trials: int, env: d
         per = [n_trials // jobs + (i < n_trials % jobs) for i in range(jobs)]
         procs = [tune(study, storage, n, 1, env, sets) for n in per]
     else:
-        procs = [tune(study, storage, n_trials, jobs if mode == "threads" else 1, env, sets)]
+        procs = [tune(study, storage, n_trials, jobs if mode == "n_jobs" else 1, env, sets)]
     for p in procs:
         _, err = p.communicate()
         if p.returncode:
@@ -73,7 +74,7 @@ def main() -> None:
         raise SystemExit(f"warm-up failed:\n{err[-2000:]}")
     rows = []
     for r in range(args.rounds):
-        for mode in ("serial", "threads", "processes"):
+        for mode in ("serial", "n_jobs", "processes"):
             row = measure(Path(args.study), work, mode, args.jobs, args.n_trials, env, args.sets, str(r))
             rows.append(row)
             print(f"round {r} {mode}: {row['trials']} trials in {row['span_s']:.0f} s = {row['per_min']:.2f}/min "

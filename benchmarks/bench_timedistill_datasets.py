@@ -9,7 +9,9 @@ The test split is read once per run. Each row records seconds per epoch and epoc
 run's ``train_seconds`` / ``epochs_run``), so the table says what a dataset costs on CPU.
 
 Resumable across sessions: every run is an MLflow run of ``--experiment`` tagged
-``tdml.bench_key`` = ``<dataset>/<what>/H<h>/s<seed>``; a key already FINISHED is read back, not
+``tdml.bench_key`` = ``<dataset>/<what>/H<h>/s<seed>`` (``<dataset>@<teacher>`` with ``--teacher-model``
+other than iTransformer: ``--teacher-model moderntcn --datasets etth1`` is issue 24's item 2, with
+the reference's ModernTCN alpha/beta row); a key already FINISHED is read back, not
 re-run, so an interrupted benchmark continues where it stopped (commit the store; ``--report``
 rebuilds the tables from it alone). ``--max-batches`` caps batches per epoch and is part of the
 key's budget tag (``tdml.bench_budget``), so capped runs never stand in for full ones.
@@ -31,7 +33,7 @@ from tdml.runs.distill import distill_in_run
 from tdml.runs.teacher import train_teacher_in_run
 
 KEY, BUDGET = "tdml.bench_key", "tdml.bench_budget"
-WHAT = {"teacher": "teacher iTransformer", "alone": "MLP alone (no teacher)", "distilled": "MLP + TimeDistill (defaults)"}
+WHAT = {"teacher": "teacher {model}", "alone": "MLP alone (no teacher)", "distilled": "MLP + TimeDistill (defaults)"}
 # the paper's averages over H in {96, 192, 336, 720} at L = 720 (third-party summaries; issue 24,
 # ../shared/data/README.md): (MSE, MAE or None)
 PUBLISHED = {"etth1": (0.43, 0.441), "ettm1": (0.348, None), "weather": (0.221, None)}
@@ -52,6 +54,12 @@ def finished(args) -> dict[str, mlflow.entities.Run]:
     return {r.data.tags[KEY]: r for r in runs if KEY in r.data.tags}
 
 
+def label(args, ds: str) -> str:
+    """A dataset's key prefix: the dataset, with ``@<teacher>`` for a teacher other than iTransformer
+    (so the iTransformer record stays valid and both tables come from one store)."""
+    return ds if args.teacher_model == "itransformer" else f"{ds}@{args.teacher_model}"
+
+
 def units(args):
     """(dataset, horizon, seed) in run order: every dataset's first seed at every horizon first."""
     for seed in args.seeds:
@@ -68,16 +76,17 @@ def run_all(args) -> None:
     for ds, h, seed in units(args):
         done = finished(args)
         alias = f"bench{seed}"
-        key = f"{ds}/teacher/H{h}/s{seed}"
+        model, prefix = args.teacher_model, label(args, ds)
+        key = f"{prefix}/teacher/H{h}/s{seed}"
         if key not in done:
-            with tracking.start_run(args.experiment, f"teacher itransformer {ds} L{args.seq_len}-H{h} seed {seed}",
+            with tracking.start_run(args.experiment, f"teacher {model} {ds} L{args.seq_len}-H{h} seed {seed}",
                                     "teacher", tags={KEY: key, **tags}):
                 train_teacher_in_run({"data": {"dataset": ds, "seq_len": args.seq_len, "pred_len": h},
-                                      "model": "itransformer", "tracking": {**track, "alias": alias},
+                                      "model": model, "tracking": {**track, "alias": alias},
                                       "train": {"seed": seed, **budget}})
-        uri = f"models:/{ds}-itransformer-L{args.seq_len}-H{h}@{alias}"
+        uri = f"models:/{ds}-{model}-L{args.seq_len}-H{h}@{alias}"
         for what, extra in (("alone", {"method": "none"}), ("distilled", {})):
-            key = f"{ds}/{what}/H{h}/s{seed}"
+            key = f"{prefix}/{what}/H{h}/s{seed}"
             if key in done:
                 continue
             with tracking.start_run(args.experiment, f"mlp {what} {ds} H{h} seed {seed}", "student",
@@ -103,9 +112,9 @@ def report(args) -> str:
              "", "| dataset | run | " + " | ".join(f"H={h} MSE | H={h} MAE" for h in hs) +
              " | avg MSE | avg MAE | published avg MSE | s/epoch | epochs |", "|---|---|" + "---:|" * (2 * len(hs) + 5)]
     goals = []
-    for ds in args.datasets:
-        avgs = {}
-        for what, label in WHAT.items():
+    for base in args.datasets:
+        ds, avgs = label(args, base), {}
+        for what, text in WHAT.items():
             row, mse_h, mae_h, spe, eps = [], [], [], [], []
             for h in hs:
                 ms = cells.get((ds, what, h), [])
@@ -121,10 +130,10 @@ def report(args) -> str:
                 continue
             full = len(mse_h) == len(hs)
             avgs[what] = statistics.mean(mse_h) if full else None
-            pub = PUBLISHED.get(ds, (None, None))[0] if what == "distilled" else None
+            pub = PUBLISHED.get(base, (None, None))[0] if what == "distilled" else None
             cost = f"{statistics.mean(spe):.1f} | {statistics.mean(eps):.0f}" if spe else "– | –"
             star = "" if full else "*"
-            lines.append(f"| {ds} | {label} | " + " | ".join(row) + f" | {statistics.mean(mse_h):.4f}{star} | "
+            lines.append(f"| {ds} | {text.format(model=args.teacher_model)} | " + " | ".join(row) + f" | {statistics.mean(mse_h):.4f}{star} | "
                          f"{statistics.mean(mae_h):.4f}{star} | {pub if pub else '–'} | {cost} |")
         for h in hs:
             a, d = cells.get((ds, "alone", h)), cells.get((ds, "distilled", h))
@@ -133,7 +142,8 @@ def report(args) -> str:
                 goals.append(f"{ds} H={h}: distilled vs alone {rd / ra - 1:+.1%}")
         if avgs.get("distilled") and avgs.get("teacher"):
             goals.append(f"{ds} average: distilled vs teacher {avgs['distilled'] / avgs['teacher'] - 1:+.1%}"
-                         + (f", vs published {avgs['distilled'] / PUBLISHED[ds][0] - 1:+.1%}" if ds in PUBLISHED else ""))
+                         + (f", vs published {avgs['distilled'] / PUBLISHED[base][0] - 1:+.1%}"
+                            if base in PUBLISHED else ""))
     lines += ["", "(* = not every horizon yet: the average is over the horizons run)", "", *goals]
     return "\n".join(lines)
 
@@ -145,6 +155,8 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, nargs="+", default=[2021, 2022, 2023])
     ap.add_argument("--full-horizons", type=int, nargs="+", default=[96], help="horizons that get every seed")
     ap.add_argument("--seq-len", type=int, default=720)
+    ap.add_argument("--teacher-model", default="itransformer",
+                    help="the teacher (moderntcn: the reference's second teacher, its own alpha/beta row)")
     ap.add_argument("--experiment", default="tdml-bench-datasets")
     ap.add_argument("--max-batches", type=int, default=0, help="cap batches/epoch (smoke runs only)")
     ap.add_argument("--out", type=Path, default=Path("."), help="where table.md goes")

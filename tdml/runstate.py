@@ -1,20 +1,10 @@
-"""What a run measures and draws belongs to that run, not to the process.
+"""Process state a run reads: its MLflow seconds and the stop signals received.
 
-A study with ``n_jobs > 1`` runs its trials as threads of one process, so nothing one run
-counts or seeds may live in a process global:
-
-* **MLflow seconds** are counted per thread: ``tdml.tracking`` adds the wall time of each of
-  its calls to the calling thread's counter, and a run body reads the difference between its
-  start and end (``tdml.runs``); a sibling trial's MLflow calls never count as its own.
-* **Open runs** are counted per thread (``tdml.tracking.start_run``), so code that would
-  change process-wide settings can tell whether a run in another thread may be training now
-  (``other_threads_in_runs``; ``tdml.latency`` then leaves the thread count alone).
-* **torch's global generator** is one per process. Model initialisation draws from it, so
-  "seed, then build the models" must not interleave with another thread's draws:
-  ``global_rng()`` is the (re-entrant) lock that every model construction holds
-  (``tdml.models.build_model``) and that a run holds around seeding and building its models
-  (``tdml.runs``, ``tdml.condensation``). Training itself draws from it only through dropout
-  in train mode; docs/tuning.md says what that means for parallel trials.
+* **MLflow seconds**: ``tdml.tracking`` adds the wall time of each of its calls to a process
+  counter, and a run body reads the difference between its start and end (``tdml.runs``).
+  Parallel trials are processes (``tdml.tuning.workers``), so the counter is the run's own.
+* **Stops** (SIGTERM / SIGINT): raised as ``Stopped`` at a safe point, never inside a store
+  write (``shielded``).
 """
 
 from __future__ import annotations
@@ -27,19 +17,18 @@ from typing import Iterator
 
 from tdml.errors import Stopped
 
-_local = threading.local()
-_open: dict[int, int] = {}  # thread ident -> runs open in that thread
-_open_lock = threading.Lock()
-_rng_lock = threading.RLock()
+_mlflow_seconds = 0.0
+_shield_depth = 0
 
 
 def add_mlflow_seconds(seconds: float) -> None:
-    _local.mlflow_seconds = mlflow_seconds() + seconds
+    global _mlflow_seconds
+    _mlflow_seconds += seconds
 
 
 def timed(fn):
-    """Count the wall time of each call of ``fn`` (an MLflow call of ``tdml.tracking``) as this
-    thread's MLflow seconds."""
+    """Count the wall time of each call of ``fn`` (an MLflow call of ``tdml.tracking``) as the
+    process's MLflow seconds."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
@@ -57,12 +46,13 @@ def timed(fn):
 def shielded() -> Iterator[None]:
     """A store write (MLflow, Optuna) that a stop signal must not cut in half: a stop landing
     inside it is raised when the outermost shielded call returns."""
-    _local.shield_depth = getattr(_local, "shield_depth", 0) + 1
+    global _shield_depth
+    _shield_depth += 1
     try:
         yield
     finally:
-        _local.shield_depth -= 1
-        if not _local.shield_depth:
+        _shield_depth -= 1
+        if not _shield_depth:
             check_stop()
 
 
@@ -82,7 +72,7 @@ def stop(signal_name: str, frame=None) -> None:
     in_finalizer = False
     while frame is not None and not in_finalizer:
         in_finalizer, frame = frame.f_code.co_name == "__del__", frame.f_back
-    if not getattr(_local, "shield_depth", 0) and not in_finalizer:
+    if not _shield_depth and not in_finalizer:
         check_stop()
 
 
@@ -92,7 +82,9 @@ def stop_received() -> str | None:
 
 
 def check_stop() -> None:
-    """Raise ``Stopped`` if the process was told to stop (called between training steps)."""
+    """Raise ``Stopped`` if the process was told to stop (called between training steps). Only
+    in the main thread: library threads (Optuna's heartbeat, MLflow's async logging) must not
+    die of it."""
     if _stops and threading.current_thread() is threading.main_thread():
         raise Stopped(_stops[-1])
 
@@ -103,33 +95,5 @@ def clear_stops() -> None:
 
 
 def mlflow_seconds() -> float:
-    """Seconds this thread has spent in MLflow calls (``tdml.tracking``) so far."""
-    return getattr(_local, "mlflow_seconds", 0.0)
-
-
-def run_started() -> None:
-    with _open_lock:
-        me = threading.get_ident()
-        _open[me] = _open.get(me, 0) + 1
-
-
-def run_ended() -> None:
-    with _open_lock:
-        me = threading.get_ident()
-        _open[me] -= 1
-        if not _open[me]:
-            del _open[me]
-
-
-def other_threads_in_runs() -> bool:
-    """Whether a thread other than the calling one has a tdml run open."""
-    with _open_lock:
-        me = threading.get_ident()
-        return any(ident != me for ident in _open)
-
-
-@contextmanager
-def global_rng() -> Iterator[None]:
-    """Hold torch's (and NumPy's and Python's) global generator: seed and draw inside it."""
-    with _rng_lock:
-        yield
+    """Seconds this process has spent in MLflow calls (``tdml.tracking``) so far."""
+    return _mlflow_seconds

@@ -3,16 +3,15 @@
 Runs fail loudly and visibly: an exception inside ``start_run`` marks the run FAILED,
 records the reason (tag ``tdml.error``, the run description, ``error.txt``) and re-raises.
 Models are logged as pyfunc with ``loader_module=tdml.serving`` over a safetensors +
-JSON bundle, so loading them never unpickles code. Time spent here is accumulated per
-thread (``tdml.runstate``), so a run can report the share of its wall time that went to
-tracking, also when the trials of a study run in parallel threads.
+JSON bundle, so loading them never unpickles code. Time spent here is accumulated for the
+process (``tdml.runstate``; one training run per process, parallel trials are worker
+processes), so a run can report the share of its wall time that went to tracking.
 """
 
 from __future__ import annotations
 
 import logging
 import tempfile
-import threading
 import time
 import traceback
 import warnings
@@ -38,14 +37,13 @@ from tdml.runstate import timed
 from tdml.experiments import run_url  # noqa: F401 (tdml.tuning and tests call tracking.run_url)
 
 log = logging.getLogger(__name__)
-_INPUT_LOCK = threading.Lock()
 
 ROLE_TAG = "tdml.role"  # 'teacher' | 'student' | 'pipeline' | 'study' | 'trial'
 ERROR_TAG = "tdml.error"
 
 
 def tracking_seconds() -> float:
-    """Seconds the calling thread has spent in MLflow calls so far (a run reads the difference)."""
+    """Seconds this process has spent in MLflow calls so far (a run reads the difference)."""
     return runstate.mlflow_seconds()
 
 
@@ -56,8 +54,8 @@ def start_run(experiment: str, run_name: str | None, role: str, tags: dict[str, 
               stopped_on: tuple[type[BaseException], ...] = ()) -> Iterator[mlflow.ActiveRun]:
     """Start (or, under ``mlflow run``, resume) a run; mark it FAILED with the reason on error.
 
-    ``parent_run_id`` nests the run under that run explicitly; needed in worker threads,
-    where MLflow's (thread-local) active-run stack is empty. An exception of a type in
+    ``parent_run_id`` nests the run under that run explicitly; needed in a study's worker
+    processes, where the parent run is not active. An exception of a type in
     ``stopped_on`` (e.g. ``optuna.TrialPruned``) ends the run KILLED with ``tdml.pruned=true``
     instead of FAILED, and is re-raised.
     """
@@ -79,7 +77,6 @@ def start_run(experiment: str, run_name: str | None, role: str, tags: dict[str, 
     except (MlflowException, OSError) as e:  # nothing was created: say what to fix
         raise TrackingUnavailable(_unavailable(e)) from None
     runstate.add_mlflow_seconds(time.perf_counter() - t)
-    runstate.run_started()
     try:
         yield run
     except BaseException as e:
@@ -95,8 +92,6 @@ def start_run(experiment: str, run_name: str | None, role: str, tags: dict[str, 
         raise
     else:
         timed(mlflow.end_run)("FINISHED")
-    finally:
-        runstate.run_ended()
 
 
 class TrackingUnavailable(TdmlError):
@@ -180,14 +175,13 @@ def log_inputs(data, splits: tuple[str, ...], source: str) -> None:
                 ds = mlflow.data.from_pandas(pd.DataFrame(rows, columns=columns), source=source, name=f"{data.name}-{split}")
             else:
                 ds = mlflow.data.from_numpy(rows, source=source, name=f"{data.name}-{split}")
-        # Two runs logging the same new dataset at once race on the store's unique key
-        # (trials with n_jobs > 1, workers): serialise threads, retry once across processes.
-        with _INPUT_LOCK:
-            try:
-                mlflow.log_input(ds, context=contexts.get(split, split))
-            except MlflowException:
-                time.sleep(0.2)
-                mlflow.log_input(ds, context=contexts.get(split, split))
+        # Two workers' runs logging the same new dataset at once race on the store's unique
+        # key: the loser retries once, and then finds the dataset there.
+        try:
+            mlflow.log_input(ds, context=contexts.get(split, split))
+        except MlflowException:
+            time.sleep(0.2)
+            mlflow.log_input(ds, context=contexts.get(split, split))
 
 
 @timed

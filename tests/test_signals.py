@@ -57,23 +57,34 @@ def test_a_stopped_run_ends_killed_with_the_reason(sig, tmp_path):
     assert not client.search_registered_models()  # nothing half-registered
 
 
-def test_a_stopped_worker_fails_its_trial_and_queues_it_again(tmp_path):
-    name = f"sig-{uuid.uuid4().hex[:8]}"
-    spec = tiny_spec(name, finalize=False, plots=False, n_trials=1,
+def _long_tune(tmp_path, name: str, storage: str, n_trials: int, extra: list[str] = ()) -> subprocess.Popen:
+    """`tdml tune` of trials that train far longer than any test waits, started in the background."""
+    spec = tiny_spec(name, finalize=False, plots=False, n_trials=n_trials,
                      base={"train": {"epochs": 200, "max_batches": 0, "patience": 500, "progress": False}})
-    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    path = write_spec(tmp_path / "s.yaml", spec)
+    return subprocess.Popen([sys.executable, "-m", "tdml.cli", "tune", "--study", str(path), "--storage", storage,
+                             *extra], cwd=tmp_path, env=worker_env(tmp_path), stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+
+
+def _sigterm_when(proc: subprocess.Popen, ready, timeout: float):
+    """SIGTERM once ``ready()`` returns something; (that thing, the output). The command must exit
+    with the signal's status."""
+    try:
+        found = _wait(ready, timeout=timeout)
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=90)
+    finally:
+        proc.kill()
+    assert proc.returncode == 128 + signal.SIGTERM.value, out
+    return found, out
+
+
+def test_a_stopped_worker_fails_its_trial_and_queues_it_again(tmp_path):
+    name, storage = f"sig-{uuid.uuid4().hex[:8]}", f"sqlite:///{tmp_path / 'optuna.db'}"
     with teacher_store(tmp_path) as client:
-        path = write_spec(tmp_path / "s.yaml", spec)
-        proc = subprocess.Popen([sys.executable, "-m", "tdml.cli", "tune", "--study", str(path), "--storage", storage],
-                                cwd=tmp_path, env=worker_env(tmp_path), stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, text=True)
-        try:
-            run = _wait(lambda: _running(client, "trial"), timeout=180)
-            proc.send_signal(signal.SIGTERM)
-            out, _ = proc.communicate(timeout=60)
-        finally:
-            proc.kill()
-        assert proc.returncode == 128 + signal.SIGTERM.value, out
+        proc = _long_tune(tmp_path, name, storage, n_trials=1)
+        run, out = _sigterm_when(proc, lambda: _running(client, "trial"), timeout=180)
         study = optuna.load_study(study_name=name, storage=storage)
         assert sorted(t.state.name for t in study.trials) == ["FAIL", "WAITING"], out
         failed = next(t for t in study.trials if t.state == TrialState.FAIL)
@@ -85,6 +96,30 @@ def test_a_stopped_worker_fails_its_trial_and_queues_it_again(tmp_path):
         assert trial_run.info.status == "KILLED" and trial_run.data.tags["tdml.error"] == "Stopped: stopped by SIGTERM"
         parent = client.get_run(trial_run.data.tags["mlflow.parentRunId"])
         assert parent.info.status == "KILLED"
+
+
+def test_a_stopped_tune_with_worker_processes_stops_every_worker(tmp_path):
+    """`tdml tune --n-jobs 2` sent SIGTERM passes the stop to both worker processes: each trial
+    is FAIL and queued again, each trial run and the study run end KILLED, and the command
+    exits with the signal's status."""
+    name, storage = f"sig-{uuid.uuid4().hex[:8]}", f"sqlite:///{tmp_path / 'optuna.db'}"
+    with teacher_store(tmp_path) as client:
+        proc = _long_tune(tmp_path, name, storage, n_trials=2, extra=["--n-jobs", "2"])
+
+        def two_training():
+            runs = client.search_runs([e.experiment_id for e in client.search_experiments()])
+            live = [r for r in runs if r.data.tags.get("tdml.role") == "trial" and r.info.status == "RUNNING"
+                    and "n_params" in r.data.metrics]
+            return live if len(live) == 2 else None
+
+        live, out = _sigterm_when(proc, two_training, timeout=240)
+        study = optuna.load_study(study_name=name, storage=storage)
+        assert sorted(t.state.name for t in study.trials) == ["FAIL", "FAIL", "WAITING", "WAITING"], out
+        for r in live:
+            r = client.get_run(r.info.run_id)
+            assert r.info.status == "KILLED" and r.data.tags["tdml.error"] == "Stopped: stopped by SIGTERM"
+        parents = {client.get_run(r.info.run_id).data.tags["mlflow.parentRunId"] for r in live}
+        assert len(parents) == 1 and client.get_run(parents.pop()).info.status == "KILLED"
 
 
 def test_unreachable_tracking_server_and_bad_storage_are_clear_errors(tmp_path):

@@ -16,7 +16,6 @@ from tdml.condensation.dataset import with_train_windows
 from tdml.config import TrainConfig
 from tdml.models import build_model
 from tdml.models.defaults import default_params
-from tdml.runstate import global_rng
 from tdml.tasks import TASKS
 from tdml.train import Supervised, evaluate, fit, seed_everything
 
@@ -43,9 +42,8 @@ def fit_on_windows(data, x: torch.Tensor, y: torch.Tensor, model: str, seed: int
     """(objective, FitResult) of a fresh ``model`` trained on (x, y) (full batch unless
     ``eval.batch_size``), validated on real val."""
     syn = with_train_windows(data, x, y)
-    with global_rng():  # seed, then initialise, as one step: parallel trials share the generator
-        seed_everything(seed)
-        objective = Supervised(build_eval_model(syn, model, cfg), TASKS.get("forecast"))
+    seed_everything(seed)
+    objective = Supervised(build_eval_model(syn, model, cfg), TASKS.get("forecast"))
     last = cfg.checkpoint == "last"  # CondTSF's code: every epoch runs, the last one is read
     tcfg = TrainConfig(epochs=epochs, lr=cfg.lr, lr_schedule="constant", patience=epochs + 1 if last else cfg.patience,
                        seed=seed, progress=False, optimizer=cfg.optimizer, momentum=cfg.momentum,

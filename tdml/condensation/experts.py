@@ -27,7 +27,6 @@ from tdml.config import DataConfig, TrainConfig, coerce_dataclass
 from tdml.contracts import run_model
 from tdml.errors import ConfigError, RegistryError
 from tdml.models import Dims, build_model, model_from_config
-from tdml.runstate import global_rng
 from tdml.tasks import TASKS
 from tdml.train import Supervised, fit, seed_everything
 
@@ -99,9 +98,8 @@ def train_experts(data, cfg: ExpertConfig, device: torch.device, progress: bool 
     trajs, model_cfg, spec = [], None, None
     for i in range(cfg.n_experts):
         seed = cfg.seed * 1000 + i
-        with global_rng():  # seed, then initialise, as one step (tdml.runstate)
-            seed_everything(seed)
-            model = build_model(cfg.model, data.dims, cfg.model_params)
+        seed_everything(seed)
+        model = build_model(cfg.model, data.dims, cfg.model_params)
         spec = FlatParams.of(model)
         model_cfg = model.config()
         snaps = [spec.flatten(model)]

@@ -58,7 +58,7 @@ def _rfft_adjoint_scale(n: int, bins: int, like: torch.Tensor) -> torch.Tensor:
     """n / 2 per bin, n at an even length's Nyquist bin (irfft counts that bin once)."""
     key = (n, bins, like.dtype, like.device)
     scale = _SCALES.get(key)
-    if scale is None:  # a few entries per run (two lengths); shared by threads, written idempotently
+    if scale is None:  # a few entries per run (two lengths), kept for the process
         scale = torch.full((bins,), n / 2, dtype=like.dtype, device=like.device)
         if n % 2 == 0:
             scale[-1] = n
@@ -112,7 +112,7 @@ def _pooling(n: int, scales: int, like: torch.Tensor) -> torch.Tensor:
     ||d W||^2 / rows = 1/K sum_k mean(pool^k(d)^2)."""
     key = (n, scales, like.dtype, like.device)
     w = _POOLS.get(key)
-    if w is None:  # one entry per (length, scales): shared by threads, written idempotently
+    if w is None:  # one entry per (length, scales), kept for the process
         cur = torch.eye(n, dtype=torch.float64)
         blocks = [cur]
         for _ in range(scales):

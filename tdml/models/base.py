@@ -21,7 +21,6 @@ from torch import nn
 from tdml.config import coerce_dataclass
 from tdml.contracts import Dims  # noqa: F401  (models are built from the data's Dims)
 from tdml.registry import Registry
-from tdml.runstate import global_rng
 
 
 class TdmlModel(nn.Module):
@@ -125,14 +124,10 @@ def register_model(name: str):
 
 def build_model(name: str, dims: Dims, params: dict[str, Any] | None = None) -> TdmlModel:
     """Instantiate a registered model; unknown or ill-typed params fail with the valid keys.
-
-    Initialisation draws from torch's global generator, so it holds ``tdml.runstate.global_rng``
-    (a run that seeds first holds it around both): a model built in one thread never takes
-    numbers from another thread's seeded sequence."""
+    Initialisation draws from torch's global generator: seed first for a reproducible model."""
     cls = MODELS.get(name)
     p = coerce_dataclass(cls.Params, params or {}, where=f"model {name!r} params")
-    with global_rng():
-        return cls(dims, p)
+    return cls(dims, p)
 
 
 def model_from_config(cfg: dict[str, Any]) -> TdmlModel:

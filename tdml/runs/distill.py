@@ -18,7 +18,6 @@ from tdml.models import build_model
 from tdml.resolve import Layers, resolve_distill
 from tdml.runs.common import (HEADLINE_LOSS, RunEnd, RunSummary, example_batch, finish, fit_and_test, headline,
                               log_inputs_and_data, log_sources, model_meta, resolved)
-from tdml.runstate import global_rng
 from tdml.tasks import TASKS
 from tdml.teacher_cache import teacher_outputs
 from tdml.train import Distillation, predictions, resolve_device, score, seed_everything
@@ -56,13 +55,12 @@ def distill_in_run(layers: Layers | dict[str, Any], callbacks=()) -> RunSummary:
     tracking.name_run(name, ("student", "student alone", "student distilled"))
     loss_cls = LOSSES.get(cfg.method)
     loss_cfg = coerce_dataclass(loss_cls.Config, dict(cfg.loss), f"loss ({cfg.method})")
-    with global_rng():  # seed, then initialise student and loss, as one step (parallel trials)
-        seed_everything(cfg.train.seed)
-        student = build_model(cfg.student, data.dims, cfg.student_params)
-        if student.task != teacher.task:
-            raise IncompatibleTeacherError(f"student {cfg.student!r} is a {student.task} model but the "
-                                           f"teacher is a {teacher.task} model")
-        loss = loss_cls.from_models(loss_cfg, student, teacher)  # registered in tdml.losses
+    seed_everything(cfg.train.seed)
+    student = build_model(cfg.student, data.dims, cfg.student_params)
+    if student.task != teacher.task:
+        raise IncompatibleTeacherError(f"student {cfg.student!r} is a {student.task} model but the "
+                                       f"teacher is a {teacher.task} model")
+    loss = loss_cls.from_models(loss_cfg, student, teacher)  # registered in tdml.losses
     task = TASKS.get(student.task)
     tracking.log_params({"loss": dataclasses.asdict(loss_cfg), "student_params": dataclasses.asdict(student.params)})
     # top level: what people compare across runs (table columns, parallel coordinates)

@@ -15,7 +15,6 @@ from tdml.models import build_model
 from tdml.resolve import Layers, resolve_teacher
 from tdml.runs.common import (RunEnd, RunSummary, example_batch, finish, fit_and_test, headline, log_inputs_and_data,
                               log_sources, model_meta, resolved)
-from tdml.runstate import global_rng
 from tdml.tasks import TASKS
 from tdml.train import Supervised, seed_everything
 
@@ -31,9 +30,8 @@ def train_teacher_in_run(cfg: TeacherRunConfig | Layers | dict[str, Any], callba
     cfg = resolved(cfg, data)
     tracking.log_params({"config": to_dict(cfg)})
     log_sources(cfg, sources)
-    with global_rng():  # seed, then initialise, as one step: parallel trials share the generator
-        seed_everything(cfg.train.seed)
-        model = build_model(cfg.model, data.dims, cfg.model_params)
+    seed_everything(cfg.train.seed)
+    model = build_model(cfg.model, data.dims, cfg.model_params)
     task = TASKS.get(model.task)
     if model.task != data.task:
         raise TdmlError(f"model {cfg.model!r} is a {model.task} model but dataset {data.name!r} is "

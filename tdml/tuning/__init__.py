@@ -1,7 +1,7 @@
 """Optuna studies over distillation settings, tracked in MLflow.
 
 One ``tune`` call = one MLflow parent run (role ``study``) and one child run per trial
-(role ``trial``, nested through ``parent_run_id`` so it is correct from worker threads).
+(role ``trial``, nested through ``parent_run_id`` so it is correct from worker processes).
 Each trial trains on train, is checkpointed and scored on validation (the test split is
 never read during the search), reports its monitor metric every epoch to the pruner, and
 records its MLflow run id on the Optuna trial (user attr ``mlflow_run_id``). After the

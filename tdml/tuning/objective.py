@@ -43,7 +43,10 @@ class PruningReporter:
             raise optuna.TrialPruned(f"epoch {epoch + 1}: val_{self.metric}={value:.5g}")
 
 
-def make_objective(spec: StudySpec, kind: StudyKind, parent_run_id: str, store_dir: Path) -> Callable:
+def make_objective(spec: StudySpec, kind: StudyKind, parent_run_id: str, store_dir: Path,
+                   shared_parent: bool = False) -> Callable:
+    """``shared_parent``: the study run belongs to the process that started this worker
+    (``n_jobs``), so a stale trial of this worker must not end it (``RetryStaleTrial``)."""
     monitor = kind.monitor() if not spec.multi else None  # Optuna prunes single-objective only
     store = optuna.artifacts.FileSystemArtifactStore(str(store_dir))
 
@@ -65,6 +68,8 @@ def make_objective(spec: StudySpec, kind: StudyKind, parent_run_id: str, store_d
                 trial.set_user_attr("mlflow_run_id", run.info.run_id)
                 trial.set_user_attr("mlflow_run_url", tracking.run_url(run.info.run_id, run.info.experiment_id))
                 trial.set_user_attr("mlflow_parent_run_id", parent_run_id)
+                if shared_parent:
+                    trial.set_user_attr("mlflow_parent_shared", True)
             if spec.seeds:
                 values, diagnosed = _over_seeds(trial, overrides, run.info.run_id)
             else:

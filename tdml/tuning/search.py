@@ -19,6 +19,7 @@ from tdml.tuning.finals import final_run, promote
 from tdml.tuning.kinds import KINDS
 from tdml.tuning.objective import make_objective
 from tdml.tuning.storage import artifact_dir, create_or_load_study, redact, storage_url
+from tdml.tuning.workers import run_workers
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +46,10 @@ def tune(spec: StudySpec, n_trials: int | None = None, storage: str | None = Non
         raise ConfigError(f"study {spec.name!r}: `seeds` sets {kind.seed_path} for each run of a trial; "
                           f"remove it from search_space (or drop `seeds`)")
     url = storage_url(spec, storage)
-    study = create_or_load_study(spec, url)  # once, before any worker thread starts
+    if n_jobs > 1 and ":memory:" in url:
+        raise ConfigError(f"n_jobs={n_jobs} runs worker processes, which cannot share an in-memory storage; "
+                          f"give a file or server storage (e.g. sqlite:///optuna.db)")
+    study = create_or_load_study(spec, url)  # once, before any worker process starts
     store_dir = artifact_dir(spec, url)
     store_dir.mkdir(parents=True, exist_ok=True)
     n = n_trials or spec.n_trials
@@ -57,10 +61,12 @@ def tune(spec: StudySpec, n_trials: int | None = None, storage: str | None = Non
     with tracking.start_run(spec.experiment, f"study {spec.name}", "study", tags) as parent:
         tracking.log_params({"study": _spec_params(spec), "tune": {"n_trials": n, "n_jobs": n_jobs}})
         kind.prepare()
-        objective = make_objective(spec, kind, parent.info.run_id, store_dir)
         t_search = time.perf_counter()
-        study.optimize(objective, n_trials=n, n_jobs=n_jobs, timeout=spec.timeout_s or None,
-                       catch=(FloatingPointError,), gc_after_trial=n_jobs > 1)
+        if n_jobs > 1:
+            run_workers(spec, url, parent.info.run_id, store_dir, n, n_jobs)
+        else:
+            objective = make_objective(spec, kind, parent.info.run_id, store_dir)
+            study.optimize(objective, n_trials=n, timeout=spec.timeout_s or None, catch=(FloatingPointError,))
         search_seconds = time.perf_counter() - t_search
         result = _summarize(spec, study, parent.info.run_id, url)
         result.search_seconds = search_seconds

@@ -67,6 +67,8 @@ class RetryStaleTrial:
         why = f"worker died: Optuna trial {trial.number} of study {study.study_name!r} stopped beating"
         for key, reason in (("mlflow_run_id", f"{why}; it is retried"),
                             ("mlflow_parent_run_id", f"{why} (this worker's study run)")):
+            if key == "mlflow_parent_run_id" and trial.user_attrs.get("mlflow_parent_shared"):
+                continue  # an n_jobs worker's: the study run is its caller's, which is alive
             run_id = trial.user_attrs.get(key)
             if not run_id:
                 continue
@@ -77,16 +79,16 @@ class RetryStaleTrial:
         self.retry(study, trial)
 
 
-def _sampler(spec: StudySpec) -> optuna.samplers.BaseSampler:
-    s = spec.sampler
+def _sampler(spec: StudySpec, worker: int = 0) -> optuna.samplers.BaseSampler:
+    """The spec's sampler; worker ``i`` of an ``n_jobs`` search draws from ``seed + i``."""
+    s, seed = spec.sampler, spec.sampler.seed + worker
     if s.name == "random":
-        return optuna.samplers.RandomSampler(seed=s.seed)
+        return optuna.samplers.RandomSampler(seed=seed)
     if s.name == "nsga2":
-        return optuna.samplers.NSGAIISampler(seed=s.seed)
+        return optuna.samplers.NSGAIISampler(seed=seed)
     if s.name == "grid":  # every combination once; the study stops itself when none is left
-        return optuna.samplers.GridSampler({p: list(d.choices) for p, d in spec.search_space.items()}, seed=s.seed)
-    return optuna.samplers.TPESampler(seed=s.seed, n_startup_trials=s.n_startup_trials,
-                                      multivariate=True)
+        return optuna.samplers.GridSampler({p: list(d.choices) for p, d in spec.search_space.items()}, seed=seed)
+    return optuna.samplers.TPESampler(seed=seed, n_startup_trials=s.n_startup_trials, multivariate=True)
 
 
 def _pruner(spec: StudySpec) -> optuna.pruners.BasePruner:
@@ -104,7 +106,7 @@ def _pruner(spec: StudySpec) -> optuna.pruners.BasePruner:
 def pool_kwargs(url: str) -> dict[str, int]:
     """SQLAlchemy pool of one worker process on a server database: many workers x the default
     pool (5 + 10 overflow) would exhaust PostgreSQL's max_connections (100). A worker needs
-    about two connections (trial writes + the heartbeat thread); n_jobs > 1 needs more."""
+    about two connections (trial writes + the heartbeat thread)."""
     if url.startswith("sqlite"):
         return {}
     return {"pool_size": int(os.environ.get("TDML_OPTUNA_POOL_SIZE", 2)),
@@ -118,8 +120,9 @@ def _storage_error(url: str, e: BaseException) -> ConfigError:
                        f"(pip install 'tdml[postgres]' for the driver) and check the database is reachable")
 
 
-def create_or_load_study(spec: StudySpec, url: str | None = None) -> optuna.Study:
-    """Create the storage and the study once (or load it: re-running resumes the study)."""
+def create_or_load_study(spec: StudySpec, url: str | None = None, worker: int = 0) -> optuna.Study:
+    """Create the storage and the study once (or load it: re-running resumes the study);
+    ``worker``: this process's index among an ``n_jobs`` search's workers (its sampler seed)."""
     url = storage_url(spec, url)
     if url.startswith("sqlite:///"):
         Path(url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
@@ -130,7 +133,7 @@ def create_or_load_study(spec: StudySpec, url: str | None = None) -> optuna.Stud
                 storage = RDBStorage(url, engine_kwargs=pool_kwargs(url), heartbeat_interval=st.heartbeat_interval,
                                      grace_period=st.grace_period,
                                      heartbeat_stale_trial_callback=RetryStaleTrial(st.max_retry))
-            study = optuna.create_study(storage=storage, study_name=spec.name, sampler=_sampler(spec),
+            study = optuna.create_study(storage=storage, study_name=spec.name, sampler=_sampler(spec, worker),
                                         pruner=_pruner(spec), directions=spec.directions, load_if_exists=True)
             break
         except (OperationalError, IntegrityError) as e:  # workers racing on tables / the study, or down
