@@ -130,7 +130,8 @@ def report(args) -> str:
                 continue
             full = len(mse_h) == len(hs)
             avgs[what] = statistics.mean(mse_h) if full else None
-            pub = PUBLISHED.get(base, (None, None))[0] if what == "distilled" else None
+            # the published averages are the iTransformer teacher's students
+            pub = PUBLISHED.get(base, (None, None))[0] if what == "distilled" and base == ds else None
             cost = f"{statistics.mean(spe):.1f} | {statistics.mean(eps):.0f}" if spe else "– | –"
             star = "" if full else "*"
             lines.append(f"| {ds} | {text.format(model=args.teacher_model)} | " + " | ".join(row) + f" | {statistics.mean(mse_h):.4f}{star} | "
@@ -143,7 +144,7 @@ def report(args) -> str:
         if avgs.get("distilled") and avgs.get("teacher"):
             goals.append(f"{ds} average: distilled vs teacher {avgs['distilled'] / avgs['teacher'] - 1:+.1%}"
                          + (f", vs published {avgs['distilled'] / PUBLISHED[base][0] - 1:+.1%}"
-                            if base in PUBLISHED else ""))
+                            if base in PUBLISHED and base == ds else ""))
     lines += ["", "(* = not every horizon yet: the average is over the horizons run)", "", *goals]
     return "\n".join(lines)
 
