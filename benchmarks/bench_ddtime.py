@@ -46,6 +46,7 @@ from pathlib import Path
 import mlflow
 import torch
 
+from paired import ci_text, excludes_zero, paired_ci
 from results_file import publish
 from tdml import tracking
 from tdml.condensation.closed_form import fit_dlinear_least_squares
@@ -274,10 +275,10 @@ def _rows_table(args, done) -> list[str]:
 def _pairs_table(args, done, summary: dict[str, float]) -> list[str]:
     """Each plug-in against its base, paired by condensation seed; mean deltas go to ``summary``."""
     lines = ["", "DDTime's plug-ins vs their base (the same seeds: experts, init segment and eval seed shared; "
-                  "Δ = with − without, negative = better; 'exceeds spread' = |mean Δ| > the larger std of the "
-                  "two rows)",
-              "", "| with | without | experts → eval | without MSE | with MSE | mean Δ (rel.) | paired Δ ± std | "
-                  "better in | exceeds spread | paper |", "|---|---|---|---:|---:|---:|---:|---:|---|---|"]
+                  "Δ = with − without, negative = better; paired Δ with its Student-t 95 % CI over the seeds; "
+                  "'exceeds spread' = |mean Δ| > the larger std of the two rows)",
+              "", "| with | without | experts → eval | without MSE | with MSE | mean Δ (rel.) | paired Δ [95 % CI] | "
+                  "CI excludes 0 | better in | exceeds spread | paper |", "|---|---|---|---:|---:|---:|---:|---|---:|---|---|"]
     pairs = [(a, b, "dlinear") for a, b in PAIRS if a in args.methods and b in args.methods]
     pairs += [(a, b, "mlp") for a, b in PAIRS if a in args.cross_methods and b in args.cross_methods]
     for a, b, experts in pairs:
@@ -288,13 +289,14 @@ def _pairs_table(args, done, summary: dict[str, float]) -> list[str]:
             va = [done[f"{a}-{experts}-s{s}{_tag(args)}"].data.metrics[f"test_mse_{model}"] for s in both]
             vb = [done[f"{b}-{experts}-s{s}{_tag(args)}"].data.metrics[f"test_mse_{model}"] for s in both]
             d = [x - y for x, y in zip(va, vb)]
-            mean_d = statistics.mean(d)
+            mean_d, lo, hi = paired_ci(va, vb)
             spread = max(statistics.stdev(va), statistics.stdev(vb)) if len(d) > 1 else float("nan")
-            summary[f"delta_{a}_vs_{b}_{experts}_{model}".replace("+", "_")] = mean_d
+            name = f"delta_{a}_vs_{b}_{experts}_{model}".replace("+", "_")
+            summary.update({name: mean_d, **({f"{name}_ci_lo": lo, f"{name}_ci_hi": hi} if len(d) > 1 else {})})
             paper = PAPER["gain"] if "ddtime" in a and "ddtime" not in b else "–"
             lines.append(f"| {LABELS[a]} | {LABELS[b]} | {experts} → {model} | {ms(vb)} | {ms(va)} | "
-                         f"{mean_d:+.4f} ({mean_d / statistics.mean(vb):+.1%}) | {ms(d)} | "
-                         f"{sum(x < 0 for x in d)}/{len(d)} | {'yes' if abs(mean_d) > spread else 'no'} | {paper} |")
+                         f"{mean_d:+.4f} ({mean_d / statistics.mean(vb):+.1%}) | {ci_text(mean_d, lo, hi)} | "
+                         f"{excludes_zero(lo, hi)} | {sum(x < 0 for x in d)}/{len(d)} | {'yes' if abs(mean_d) > spread else 'no'} | {paper} |")
     return lines + ["", PAPER_NOTE]
 
 

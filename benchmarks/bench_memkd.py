@@ -43,6 +43,7 @@ import torch
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
+from paired import ci_text, excludes_zero, paired_ci
 from memkd_protocol import PRUNERS, SPACES, final_run, pick, recover_finals, search
 from tdml import tracking
 from tdml.models.defaults import default_train
@@ -254,6 +255,23 @@ def _fmt(v) -> str:
     return f"{v:.3g}" if isinstance(v, float) else str(v)
 
 
+def _vs_base(records, args) -> str:
+    """Each method against Base (``none``), test AUC-PRC x 100 paired by student seed: the mean
+    difference with its Student-t 95 % CI (positive = better than Base)."""
+    rows = ["| dataset | method | pairs | Δ vs Base [95 % CI] | CI excludes 0 |", "|---|---|---:|---:|---|"]
+    for d in args.datasets:
+        by = {(r["method"], r["seed"]): 100 * r["test_auc_prc"] for r in records
+              if r["dataset"] == d and r["method"] in SPACES}
+        for m in (m for m in args.methods if m != "none"):
+            seeds = [s for s in args.seeds if (m, s) in by and ("none", s) in by]
+            if not seeds:
+                continue
+            mean, lo, hi = paired_ci([by[m, s] for s in seeds], [by["none", s] for s in seeds])
+            rows.append(f"| {d} | {METHOD_LABELS.get(m, m)} | {len(seeds)} | {ci_text(mean, lo, hi, 2)} | "
+                        f"{excludes_zero(lo, hi, lower_is_better=False)} |")
+    return "\n".join(rows) + "\n"
+
+
 def write_report(records, searches: dict, args, out: Path) -> str:
     records = _current(records, searches)
     parts = []
@@ -313,7 +331,8 @@ def write_report(records, searches: dict, args, out: Path) -> str:
               f"{args.patience}{'' if args.student_patience is None else f' (students {args.student_patience})'}; lr teacher {args.teacher_lr or 'default'}, student "
               f"{args.student_lr or f'default {sorted(set(lrs.values()))}'}.\n\n")
     text = (header + "\n".join(parts) + "\n### teachers\n\n" + "\n".join(teach) + "\n\n### chosen settings\n\n"
-            + "\n".join(hp) + "\n\n### efficiency\n\n" + "\n".join(eff) + "\n\n### wall time\n\n"
+            + "\n".join(hp) + "\n\n### against Base, paired by student seed\n\n" + _vs_base(records, args)
+            + "\n### efficiency\n\n" + "\n".join(eff) + "\n\n### wall time\n\n"
             + _time_split(records, searches, args.datasets))
     (out / "table.md").write_text(text)
     return text
