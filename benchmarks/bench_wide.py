@@ -16,6 +16,13 @@ projection of a full epoch (s/batch x batches in the training split). Runs are l
 later invocation resumes from (a finished step is never rerun). Cache entries are deleted once
 a shape is measured (they are 1-25 GB each). ``--report-only`` redraws the table and the plot.
 
+Item 2 (a 16-bit cache changes nothing beyond the seed spread, on a wide set): ``--seeds`` runs
+the distilled step once per student seed (records ``distilled@s<seed>``; the default seed 2021
+is the table's ``distilled``), and ``--cache-dtype float16`` does the same with the 16-bit entry;
+``spread.md`` gives best validation and test MSE, mean +- std over the seeds, per cache dtype:
+
+    python benchmarks/bench_wide.py --shapes solar --seeds 2021 2022 2023 [--cache-dtype float16]
+
     python benchmarks/bench_wide.py --out benchmarks/results/wide
 """
 
@@ -33,6 +40,7 @@ from pathlib import Path
 from tdml.data.synthetic import WIDE_SHAPES, make_synthetic
 
 SEQ, PRED = 720, 96
+DEFAULT_SEED = 2021  # tdml.config.TrainConfig.seed: the table's rows
 TEACHER = {"e_layers": 3, "d_model": 512, "d_ff": 512}
 
 
@@ -63,8 +71,8 @@ def latest_run(db: Path, role: str) -> dict:
 
 
 class Bench:
-    def __init__(self, out: Path, max_batches: int, epochs: int, dtype: str):
-        self.out, self.max_batches, self.epochs, self.dtype = out, max_batches, epochs, dtype
+    def __init__(self, out: Path, max_batches: int, epochs: int, dtype: str, seeds: list[int]):
+        self.out, self.max_batches, self.epochs, self.dtype, self.seeds = out, max_batches, epochs, dtype, seeds
         self.records_path = out / "records.json"
         self.records = json.loads(self.records_path.read_text()) if self.records_path.exists() else {}
         self.db = (out / "mlflow.db").resolve()
@@ -92,7 +100,7 @@ class Bench:
         run = latest_run(self.db, role)
         rec[name] = {"peak_rss_gb": rss / 1e9, "wall_s": wall, "cache_gb": dir_bytes(self.out / "cache" / shape) / 1e9,
                      **{k: run[k] for k in ("run_id", "train_seconds", "epochs_run", "teacher_cache_seconds",
-                                            "test_mse", "train_windows", "tdml.registered_model",
+                                            "test_mse", "best_val_mse", "train_windows", "tdml.registered_model",
                                             "tdml.teacher_cache")
                         if k in run}}
         self.save()
@@ -128,10 +136,12 @@ class Bench:
         uri = f"models:/{teacher['tdml.registered_model']}@champion"
         distill = ["distill", "--teacher", uri, "--epochs", str(self.epochs), "--set", f"train.patience={self.epochs + 1}"]
         self.step(shape, "plain", [*distill, "--method", "none"], "student")
-        self.step(shape, name, [*distill, "--set", f"teacher_cache_dtype={self.dtype}"], "student")
+        for seed in self.seeds:  # one cache entry per dtype serves every seed (the teacher's outputs)
+            self.step(shape, name if seed == DEFAULT_SEED else f"{name}@s{seed}",
+                      [*distill, "--set", f"teacher_cache_dtype={self.dtype}", "--set", f"train.seed={seed}"], "student")
         rec = self.records[shape]
         rec["n_rows"], rec["n_channels"], rec["freq"] = n_rows, n_channels, freq
-        rec["train_windows"] = rec[name]["train_windows"]
+        rec["train_windows"] = next(rec[k]["train_windows"] for k in rec if k.startswith(name))
         rec["max_batches"], rec["epochs"] = self.max_batches, self.epochs
         self.save()
         shutil.rmtree(self.out / "cache" / shape, ignore_errors=True)
@@ -152,6 +162,41 @@ def table(records: dict) -> str:
                     f"{d['cache_gb']:.2f} | {d.get('teacher_cache_seconds', 0):.0f} | {t['peak_rss_gb']:.2f} / "
                     f"{p['peak_rss_gb']:.2f} / {d['peak_rss_gb']:.2f} | {per['plain']:.2f} / {per['distilled']:.2f} | "
                     f"{per['distilled'] / per['plain']:.2f} | {full['plain']:.0f} / {full['distilled']:.0f} |")
+    return "\n".join(rows)
+
+
+def backfill(records: dict, db: Path) -> None:
+    """Best validation MSE of records made before it was recorded, read from the store if it has them."""
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{db}") if db.exists() else None
+    for shape in records.values():
+        for rec in (v for v in shape.values() if isinstance(v, dict) and "run_id" in v and "best_val_mse" not in v):
+            try:
+                rec["best_val_mse"] = client.get_run(rec["run_id"]).data.metrics["best_val_mse"]
+            except (AttributeError, KeyError, MlflowException):
+                pass
+
+
+def spread(records: dict) -> str:
+    """Per shape and cache dtype: best validation / test MSE over the distilled runs' seeds."""
+    import statistics
+
+    def ms(v: list[float]) -> str:
+        return (f"{statistics.mean(v):.4f}" + (f" ± {statistics.stdev(v):.4f}" if len(v) > 1 else "")) if v else "–"
+
+    rows = ["| shape | cache dtype | seeds | best val MSE | test MSE | cache on disk (GB) | peak RSS (GB) |",
+            "|---|---|---:|---:|---:|---:|---:|"]
+    for shape, r in records.items():
+        for dtype in ("float32", "float16", "bfloat16"):
+            name = "distilled" if dtype == "float32" else f"distilled-{dtype}"
+            runs = [v for k, v in r.items() if k == name or k.startswith(name + "@s")]
+            if len(runs) < 2:
+                continue
+            rows.append(f"| {shape} | {dtype} | {len(runs)} | {ms([v['best_val_mse'] for v in runs if 'best_val_mse' in v])} | "
+                        f"{ms([v['test_mse'] for v in runs])} | {max(v['cache_gb'] for v in runs):.2f} | "
+                        f"{max(v['peak_rss_gb'] for v in runs):.2f} |")
     return "\n".join(rows)
 
 
@@ -198,16 +243,19 @@ def main() -> None:
     ap.add_argument("--max-batches", type=int, default=20, help="cap on training batches per epoch")
     ap.add_argument("--epochs", type=int, default=2)
     ap.add_argument("--cache-dtype", default="float32", choices=["float32", "float16", "bfloat16"])
+    ap.add_argument("--seeds", type=int, nargs="+", default=[DEFAULT_SEED], help="student seeds of the distilled step")
     ap.add_argument("--report-only", action="store_true")
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
-    bench = Bench(args.out, args.max_batches, args.epochs, args.cache_dtype)
+    bench = Bench(args.out, args.max_batches, args.epochs, args.cache_dtype, args.seeds)
     if not args.report_only:
         for shape in args.shapes:
             bench.shape(shape)
     md = table(bench.records)
     (args.out / "table.md").write_text(md + "\n")
     (args.out / "cost_vs_channels.svg").write_text(svg_plot(bench.records))
+    backfill(bench.records, bench.db)
+    (args.out / "spread.md").write_text(spread(bench.records) + "\n")
     print(md)
 
 
