@@ -120,7 +120,8 @@ def _tag(args) -> str:
 
 def budgets(args) -> dict[str, str]:
     """Per kind of unit, the settings its numbers depend on (the value of its budget tag)."""
-    return {"lsq": "lsq", "random": f"w{args.n_windows}",
+    # a random subset is scored by the protocol's evaluation: its budget carries the protocol too
+    return {"lsq": "lsq", "random": f"w{args.n_windows}{_tag(args)}",
             "full": f"full{'+'.join(args.full_models)}{args.full_epochs}p{args.full_patience}lr{args.full_lr:g}",
             "overhead": f"x{args.experts}e{args.expert_epochs}-t{args.timing_iterations}r{args.timing_repeats}",
             "condense": f"w{args.n_windows}-x{args.experts}e{args.expert_epochs}-it{args.iterations}"
