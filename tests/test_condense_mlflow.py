@@ -201,3 +201,27 @@ def test_condense_study_kind_searches_on_validation_only(store):
         from tdml.tuning import KINDS
         bad = load_spec(REPO / "studies" / "ddtime_etth1.yaml", {**overrides, "finalize": True})
         KINDS.get("condense")(bad).validate()
+
+
+def test_experts_whose_artifacts_are_gone_are_trained_again_with_a_warning(store, caplog):
+    """A store copied without its artifact folder (a benchmark's committed mlflow.db on a fresh
+    checkout) still names a finished experts run for these settings: reuse by settings trains
+    them again, with a warning; an explicit runs:/ URI stays an error."""
+    import shutil
+    from urllib.parse import urlparse
+
+    client, data = store, load_data(DATA)
+    cfg = dataclasses.replace(TINY_EXPERTS, seed=11)
+    with tracking.start_run("experts-gone", "first", "condense"):
+        ex, _ = get_experts("", data, DATA, cfg, torch.device("cpu"))
+    shutil.rmtree(urlparse(client.get_run(ex.run_id).info.artifact_uri).path)
+    with caplog.at_level("WARNING", logger="tdml.condensation.experts"):
+        with tracking.start_run("experts-gone", "second", "condense"):
+            again, reused = get_experts("", data, DATA, cfg, torch.device("cpu"))
+    assert not reused and again.run_id != ex.run_id and torch.equal(again.trajectories, ex.trajectories)
+    assert f"experts run {ex.run_id} has these settings but cannot be read" in caplog.text
+    with tracking.start_run("experts-gone", "third", "condense"):
+        third, reused = get_experts("", data, DATA, cfg, torch.device("cpu"))
+    assert reused and third.run_id == again.run_id  # the newest readable run, not the broken one again
+    with pytest.raises(RegistryError, match="has no artifact folder 'experts'"):
+        get_experts(f"runs:/{ex.run_id}", data, DATA, cfg, torch.device("cpu"))

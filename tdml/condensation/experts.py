@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import logging
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +30,8 @@ from tdml.errors import ConfigError, RegistryError
 from tdml.models import Dims, build_model, model_from_config
 from tdml.tasks import TASKS
 from tdml.train import Supervised, fit, seed_everything
+
+log = logging.getLogger(__name__)
 
 ARTIFACT_DIR = "experts"
 KEY_TAG = "tdml.experts_key"
@@ -176,7 +179,11 @@ def get_experts(uri: str, data, data_cfg: DataConfig, cfg: ExpertConfig, device:
     if uri == "":
         found = tracking.find_finished_runs({tracking.ROLE_TAG: ROLE, KEY_TAG: key})
         if found:
-            return load_experts(f"runs:/{found[0]}"), True
+            try:
+                return load_experts(f"runs:/{found[0]}"), True
+            except RegistryError as e:  # a store copied without its artifact folder (a fresh checkout)
+                log.warning("experts run %s has these settings but cannot be read (%s); training them again",
+                            found[0], e)
     with tracking.start_run("", f"experts-{cfg.model}", ROLE, tags={KEY_TAG: key}, nested=True):
         tracking.log_params({"experts": dataclasses.asdict(cfg), "data": info})
         trajs, model_cfg, spec = train_experts(data, cfg, device, progress)
