@@ -68,7 +68,12 @@ LABELS = {"mtt": "MTT", "mtt+condtsf": "MTT+CondTSF", "mtt+ddtime": "MTT+DDTime"
 METHODS = ["mtt", "mtt+condtsf", "mtt+ddtime", "mtt+datm", "mtt+datm+ddtime", "mtt+ftd", "mtt+ftd+ddtime"]
 # (with, without): what a plug-in adds to its base, paired by condensation seed
 PAIRS = [("mtt+ddtime", "mtt"), ("mtt+datm+ddtime", "mtt+datm"), ("mtt+ftd+ddtime", "mtt+ftd"),
-         ("mtt+condtsf", "mtt"), ("mtt+ddtime", "mtt+condtsf")]
+         ("mtt+condtsf", "mtt"), ("mtt+ddtime", "mtt+condtsf"),
+         # ablations (``--methods`` entries with ``|key=value`` overrides): what DDTime's layout and
+         # each of its terms contribute on their own
+         ("mtt|layout=samples", "mtt"), ("mtt+ddtime", "mtt|layout=samples"),
+         ("mtt+ddtime", "mtt+ddtime|ddtime.isib=false"), ("mtt+ddtime", "mtt+ddtime|ddtime.freq=false")]
+ABLATIONS = ["mtt|layout=samples", "mtt+ddtime|ddtime.isib=false", "mtt+ddtime|ddtime.freq=false"]
 EVAL_MODELS = ["dlinear", "mlp"]
 MLP = {"d_model": 64}  # the evaluation MLP (EvalConfig.model_params) and the cross-architecture experts
 # What the DDTime paper publishes (../shared/papers/003_*, arXiv 2511.16715, as summarised there):
@@ -92,7 +97,8 @@ def parse_args():
     p.add_argument("--select-every", type=int, default=50)
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="condensation seeds")
     p.add_argument("--subset-seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4], help="random subsets")
-    p.add_argument("--methods", nargs="+", default=METHODS)
+    p.add_argument("--methods", nargs="+", default=METHODS,
+                   help=f"method strings, optionally with '|key=value,...' config overrides (ablations: {ABLATIONS})")
     p.add_argument("--cross-methods", nargs="*", default=["mtt", "mtt+ddtime"], help="with MLP experts")
     p.add_argument("--full-models", nargs="+", default=["mlp"], help="gradient-trained on all windows "
                    "(DLinear's converged reference is the closed form)")
@@ -128,7 +134,28 @@ def budgets(args) -> dict[str, str]:
                         f"-sel{args.select_every}{_tag(args)}"}
 
 
+def label(method: str) -> str:
+    """'MTT+DDTime', or 'MTT (layout=samples)' for a method with overrides."""
+    base, _, extra = method.partition("|")
+    return LABELS.get(base, base) + (f" ({extra})" if extra else "")
+
+
+def _overrides(raw: dict, extra: str) -> dict:
+    """``key=value,...`` after a method's ``|``: dotted config paths, values parsed as YAML."""
+    import yaml
+
+    for item in filter(None, extra.split(",")):
+        path, _, value = item.partition("=")
+        *parents, leaf = path.split(".")
+        node = raw
+        for k in parents:
+            node = node.setdefault(k, {})
+        node[leaf] = yaml.safe_load(value)
+    return raw
+
+
 def raw_config(args, method: str, seed: int, experts: str = "dlinear") -> dict:
+    method, _, extra = method.partition("|")
     models = EVAL_MODELS if experts == "dlinear" else [experts] + [m for m in EVAL_MODELS if m != experts]
     given = {"experts": {"n_experts": args.experts, "epochs": args.expert_epochs}, "match": {"iterations": args.iterations}}
     raw = {"method": method, "seed": seed, "n_windows": args.n_windows, "protocol": args.protocol,
@@ -139,7 +166,7 @@ def raw_config(args, method: str, seed: int, experts: str = "dlinear") -> dict:
            "eval": {"model_params": {"mlp": MLP}, "select_every": args.select_every, "baseline_random": False}}
     if args.protocol == "ours":  # ours: one fresh model per architecture and condensation
         raw["eval"].update(models=models, seeds=[seed])
-    return raw
+    return _overrides(raw, extra)
 
 
 def finished(args) -> dict[str, mlflow.entities.Run]:
@@ -248,8 +275,8 @@ def _rows_table(args, done) -> list[str]:
              [f"full-grad-s{s}" for s in args.full_seeds]),
             (f"random {args.n_windows} real windows (one subset per seed)", "–",
              [f"random-s{s}" for s in args.subset_seeds])]
-    rows += [(LABELS.get(m, m), "DLinear", cond_keys(m, "dlinear")) for m in args.methods]
-    rows += [(f"{LABELS.get(m, m)} (cross-architecture)", "MLP", cond_keys(m, "mlp")) for m in args.cross_methods]
+    rows += [(label(m), "DLinear", cond_keys(m, "dlinear")) for m in args.methods]
+    rows += [(f"{label(m)} (cross-architecture)", "MLP", cond_keys(m, "mlp")) for m in args.cross_methods]
     lines = [f"Protocol {args.protocol}" + (" (CondTSF's code schedule and evaluation; the synthetic set is still "
                                             "chosen on validation, not on test as that code does)"
                                             if args.protocol == "published" else " (validation-selected, ours)") + ". "
@@ -284,18 +311,22 @@ def _pairs_table(args, done, summary: dict[str, float]) -> list[str]:
     pairs += [(a, b, "mlp") for a, b in PAIRS if a in args.cross_methods and b in args.cross_methods]
     for a, b, experts in pairs:
         for model in EVAL_MODELS:
-            both = [s for s in args.seeds if f"{a}-{experts}-s{s}{_tag(args)}" in done and f"{b}-{experts}-s{s}{_tag(args)}" in done]
+            metric = f"test_mse_{model}"  # the published protocol evaluates DLinear only
+            both = [s for s in args.seeds if all(metric in done[k].data.metrics for k in
+                                                 (f"{a}-{experts}-s{s}{_tag(args)}", f"{b}-{experts}-s{s}{_tag(args)}")
+                                                 if k in done)
+                    and f"{a}-{experts}-s{s}{_tag(args)}" in done and f"{b}-{experts}-s{s}{_tag(args)}" in done]
             if not both:
                 continue
-            va = [done[f"{a}-{experts}-s{s}{_tag(args)}"].data.metrics[f"test_mse_{model}"] for s in both]
-            vb = [done[f"{b}-{experts}-s{s}{_tag(args)}"].data.metrics[f"test_mse_{model}"] for s in both]
+            va = [done[f"{a}-{experts}-s{s}{_tag(args)}"].data.metrics[metric] for s in both]
+            vb = [done[f"{b}-{experts}-s{s}{_tag(args)}"].data.metrics[metric] for s in both]
             d = [x - y for x, y in zip(va, vb)]
             mean_d, lo, hi = paired_ci(va, vb)
             spread = max(statistics.stdev(va), statistics.stdev(vb)) if len(d) > 1 else float("nan")
             name = f"delta_{a}_vs_{b}_{experts}_{model}".replace("+", "_")
             summary.update({name: mean_d, **({f"{name}_ci_lo": lo, f"{name}_ci_hi": hi} if len(d) > 1 else {})})
             paper = PAPER["gain"] if "ddtime" in a and "ddtime" not in b else "–"
-            lines.append(f"| {LABELS[a]} | {LABELS[b]} | {experts} → {model} | {ms(vb)} | {ms(va)} | "
+            lines.append(f"| {label(a)} | {label(b)} | {experts} → {model} | {ms(vb)} | {ms(va)} | "
                          f"{mean_d:+.4f} ({mean_d / statistics.mean(vb):+.1%}) | {ci_text(mean_d, lo, hi)} | "
                          f"{excludes_zero(lo, hi)} | {sum(x < 0 for x in d)}/{len(d)} | {'yes' if abs(mean_d) > spread else 'no'} | {paper} |")
     return lines + ["", PAPER_NOTE]
