@@ -134,7 +134,7 @@ def budgets(args) -> dict[str, str]:
                         f"-sel{args.select_every}{_tag(args)}"}
 
 
-def label(method: str) -> str:
+def method_label(method: str) -> str:
     """'MTT+DDTime', or 'MTT (layout=samples)' for a method with overrides."""
     base, _, extra = method.partition("|")
     return LABELS.get(base, base) + (f" ({extra})" if extra else "")
@@ -275,8 +275,8 @@ def _rows_table(args, done) -> list[str]:
              [f"full-grad-s{s}" for s in args.full_seeds]),
             (f"random {args.n_windows} real windows (one subset per seed)", "–",
              [f"random-s{s}" for s in args.subset_seeds])]
-    rows += [(label(m), "DLinear", cond_keys(m, "dlinear")) for m in args.methods]
-    rows += [(f"{label(m)} (cross-architecture)", "MLP", cond_keys(m, "mlp")) for m in args.cross_methods]
+    rows += [(method_label(m), "DLinear", cond_keys(m, "dlinear")) for m in args.methods]
+    rows += [(f"{method_label(m)} (cross-architecture)", "MLP", cond_keys(m, "mlp")) for m in args.cross_methods]
     lines = [f"Protocol {args.protocol}" + (" (CondTSF's code schedule and evaluation; the synthetic set is still "
                                             "chosen on validation, not on test as that code does)"
                                             if args.protocol == "published" else " (validation-selected, ours)") + ". "
@@ -326,7 +326,7 @@ def _pairs_table(args, done, summary: dict[str, float]) -> list[str]:
             name = f"delta_{a}_vs_{b}_{experts}_{model}".replace("+", "_")
             summary.update({name: mean_d, **({f"{name}_ci_lo": lo, f"{name}_ci_hi": hi} if len(d) > 1 else {})})
             paper = PAPER["gain"] if "ddtime" in a and "ddtime" not in b else "–"
-            lines.append(f"| {label(a)} | {label(b)} | {experts} → {model} | {ms(vb)} | {ms(va)} | "
+            lines.append(f"| {method_label(a)} | {method_label(b)} | {experts} → {model} | {ms(vb)} | {ms(va)} | "
                          f"{mean_d:+.4f} ({mean_d / statistics.mean(vb):+.1%}) | {ci_text(mean_d, lo, hi)} | "
                          f"{excludes_zero(lo, hi)} | {sum(x < 0 for x in d)}/{len(d)} | {'yes' if abs(mean_d) > spread else 'no'} | {paper} |")
     return lines + ["", PAPER_NOTE]
