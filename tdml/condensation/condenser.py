@@ -76,7 +76,8 @@ def start_epoch_bound(cfg: CondenseRunConfig, it: int, n_epochs: int) -> int:
 
 
 def _match_step(syn, model, spec, plugins: DDTimeTerms, m, log_lr, start, target, final, it: int):
-    """The terms and total of one matching update on the current synthetic windows."""
+    """The terms, their total, and the values to log of one matching update on the current synthetic
+    windows (the matching term logged before any normalisation: normalised it is always 1)."""
     x, y = syn.windows()
     lr = log_lr.exp() if m.learn_inner_lr else m.inner_lr
     # CondTSF's code trains the inner student on soft labels: a share of the target expert's forecast
@@ -90,6 +91,7 @@ def _match_step(syn, model, spec, plugins: DDTimeTerms, m, log_lr, start, target
         if dd.value_pair == "student":
             student_pred = predict(model, spec, theta_k, x)
     match = matching_loss(theta_k, start, target)
+    raw = float(match.detach())
     if m.normalize:  # CondTSF's code: the loss over its own value (its gradient, not its size, matters)
         match = match / match.detach().clamp_min(1e-12)
     terms = {"match": match, **plugins(x, y, expert_pred, student_pred)}
@@ -98,7 +100,7 @@ def _match_step(syn, model, spec, plugins: DDTimeTerms, m, log_lr, start, target
         raise FloatingPointError(f"non-finite condensation loss at iteration {it}: "
                                  f"{ {k: float(v) for k, v in terms.items()} }; lower match.series_lr "
                                  f"or match.inner_lr")
-    return terms, total
+    return terms, total, {**{k: float(v.detach()) for k, v in terms.items()}, "match": raw}
 
 
 def condense(data, experts: Experts, cfg: CondenseRunConfig, generator: torch.Generator,
@@ -156,7 +158,7 @@ def condense(data, experts: Experts, cfg: CondenseRunConfig, generator: torch.Ge
             if label_step and ct.replaces_match:  # its CondTSF iterations update labels only
                 condtsf_step(final)
                 continue
-            terms, total = _match_step(syn, model, experts.spec, plugins, m, log_lr, start, target, final, it)
+            _, total, logged = _match_step(syn, model, experts.spec, plugins, m, log_lr, start, target, final, it)
             opt.zero_grad(set_to_none=True)
             if opt_lr:
                 opt_lr.zero_grad(set_to_none=True)
@@ -169,7 +171,7 @@ def condense(data, experts: Experts, cfg: CondenseRunConfig, generator: torch.Ge
         matching_seconds += time.perf_counter() - t0
         if not (label_step and ct.replaces_match):  # an iteration of labels only has no terms to log
             row = {"iteration": it, "loss": float(total.detach()), "start_epoch": t,
-                   "inner_lr": float(log_lr.detach().exp()), **{k: float(v.detach()) for k, v in terms.items()}}
+                   "inner_lr": float(log_lr.detach().exp()), **logged}
             result.history.append(row)
             if on_iteration:
                 on_iteration(it, row)
