@@ -75,7 +75,8 @@ PAIRS = [("mtt+ddtime", "mtt"), ("mtt+datm+ddtime", "mtt+datm"), ("mtt+ftd+ddtim
          ("mtt+ddtime", "mtt+ddtime|ddtime.isib=false"), ("mtt+ddtime", "mtt+ddtime|ddtime.freq=false"),
          ("mtt+ddtime|ddtime.isib=false", "mtt|layout=samples"), ("mtt+ddtime|ddtime.freq=false", "mtt|layout=samples"),
          ("mtt+ddtime|ddtime.value_weight=0.1", "mtt+ddtime"), ("mtt+ddtime|ddtime.value_weight=0.1", "mtt"),
-         ("mtt+ddtime|ddtime.value_weight=0.01", "mtt+ddtime"), ("mtt+ddtime|ddtime.value_weight=0.01", "mtt")]
+         ("mtt+ddtime|ddtime.value_weight=0.01", "mtt+ddtime"), ("mtt+ddtime|ddtime.value_weight=0.01", "mtt"),
+         ("mtt+ddtime|layout=series", "mtt"), ("mtt+ddtime|layout=series,ddtime.value_weight=0.01", "mtt")]
 ABLATIONS = ["mtt|layout=samples", "mtt+ddtime|ddtime.isib=false", "mtt+ddtime|ddtime.freq=false"]
 EVAL_MODELS = ["dlinear", "mlp"]
 MLP = {"d_model": 64}  # the evaluation MLP (EvalConfig.model_params) and the cross-architecture experts
