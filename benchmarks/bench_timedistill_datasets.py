@@ -54,6 +54,19 @@ def finished(args) -> dict[str, mlflow.entities.Run]:
     return {r.data.tags[KEY]: r for r in runs if KEY in r.data.tags}
 
 
+def _readable(uri: str) -> bool:
+    """Whether a registered teacher's files can be read (its version resolves and has artifacts)."""
+    from mlflow.exceptions import MlflowException
+
+    name, _, alias = uri[len("models:/"):].partition("@")
+    client = mlflow.MlflowClient()
+    try:
+        version = client.get_model_version_by_alias(name, alias)
+        return bool(client.list_artifacts(version.run_id))
+    except (MlflowException, OSError):
+        return False
+
+
 def label(args, ds: str) -> str:
     """A dataset's key prefix: the dataset, with ``@<teacher>`` for a teacher other than iTransformer
     (so the iTransformer record stays valid and both tables come from one store)."""
@@ -78,13 +91,16 @@ def run_all(args) -> None:
         alias = f"bench{seed}"
         model, prefix = args.teacher_model, label(args, ds)
         key = f"{prefix}/teacher/H{h}/s{seed}"
+        uri = f"models:/{ds}-{model}-L{args.seq_len}-H{h}@{alias}"
+        students_left = any(f"{prefix}/{w}/H{h}/s{seed}" not in done for w in ("alone", "distilled"))
+        if key in done and students_left and not _readable(uri):
+            done.pop(key)  # a committed store on a fresh checkout: the teacher's files are not in it
         if key not in done:
             with tracking.start_run(args.experiment, f"teacher {model} {ds} L{args.seq_len}-H{h} seed {seed}",
                                     "teacher", tags={KEY: key, **tags}):
                 train_teacher_in_run({"data": {"dataset": ds, "seq_len": args.seq_len, "pred_len": h},
                                       "model": model, "tracking": {**track, "alias": alias},
                                       "train": {"seed": seed, **budget}})
-        uri = f"models:/{ds}-{model}-L{args.seq_len}-H{h}@{alias}"
         for what, extra in (("alone", {"method": "none"}), ("distilled", {})):
             key = f"{prefix}/{what}/H{h}/s{seed}"
             if key in done:
