@@ -138,6 +138,11 @@ def budgets(args) -> dict[str, str]:
                         f"-sel{args.select_every}{_tag(args)}"}
 
 
+def cond_key(args, method: str, experts: str, seed: int) -> str:
+    """The bench key of one condensation (the protocol's suffix included)."""
+    return f"{method}-{experts}-s{seed}{_tag(args)}"
+
+
 def method_label(method: str) -> str:
     """'MTT+DDTime', or 'MTT (layout=samples)' for a method with overrides."""
     base, _, extra = method.partition("|")
@@ -236,10 +241,10 @@ def units(args):
     yield "overhead", "ddtime overhead", "overhead", None, b["overhead"]
     for s in args.seeds:  # seed-major: an interrupted run still has every method at the first seeds
         for m in args.methods:
-            yield (f"{m}-dlinear-s{s}{_tag(args)}", f"{m} dlinear experts seed {s}", "condense", raw_config(args, m, s),
+            yield (cond_key(args, m, "dlinear", s), f"{m} dlinear experts seed {s}", "condense", raw_config(args, m, s),
                    b["condense"])
         for m in args.cross_methods:
-            yield (f"{m}-mlp-s{s}{_tag(args)}", f"{m} mlp experts seed {s}", "condense", raw_config(args, m, s, "mlp"),
+            yield (cond_key(args, m, "mlp", s), f"{m} mlp experts seed {s}", "condense", raw_config(args, m, s, "mlp"),
                    b["condense"])
 
 
@@ -272,7 +277,7 @@ def _rows_table(args, done) -> list[str]:
     """One row per baseline / method: test MSE, MAE per eval model over its seeds."""
 
     def cond_keys(m: str, experts: str) -> list[str]:
-        return [f"{m}-{experts}-s{s}{_tag(args)}" for s in args.seeds]
+        return [cond_key(args, m, experts, s) for s in args.seeds]
 
     rows = [("full data, closed-form least squares (converged)", "–", ["full-lsq"]),
             (f"full data, gradient ≤ {args.full_epochs} epochs, early-stopped (patience {args.full_patience})", "–",
@@ -316,14 +321,12 @@ def _pairs_table(args, done, summary: dict[str, float]) -> list[str]:
     for a, b, experts in pairs:
         for model in EVAL_MODELS:
             metric = f"test_mse_{model}"  # the published protocol evaluates DLinear only
-            both = [s for s in args.seeds if all(metric in done[k].data.metrics for k in
-                                                 (f"{a}-{experts}-s{s}{_tag(args)}", f"{b}-{experts}-s{s}{_tag(args)}")
-                                                 if k in done)
-                    and f"{a}-{experts}-s{s}{_tag(args)}" in done and f"{b}-{experts}-s{s}{_tag(args)}" in done]
+            both = [s for s in args.seeds if all(k in done and metric in done[k].data.metrics for k in
+                                                 (cond_key(args, a, experts, s), cond_key(args, b, experts, s)))]
             if not both:
                 continue
-            va = [done[f"{a}-{experts}-s{s}{_tag(args)}"].data.metrics[metric] for s in both]
-            vb = [done[f"{b}-{experts}-s{s}{_tag(args)}"].data.metrics[metric] for s in both]
+            va = [done[cond_key(args, a, experts, s)].data.metrics[metric] for s in both]
+            vb = [done[cond_key(args, b, experts, s)].data.metrics[metric] for s in both]
             d = [x - y for x, y in zip(va, vb)]
             mean_d, lo, hi = paired_ci(va, vb)
             spread = max(statistics.stdev(va), statistics.stdev(vb)) if len(d) > 1 else float("nan")

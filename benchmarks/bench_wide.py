@@ -170,12 +170,14 @@ def backfill(records: dict, db: Path) -> None:
     from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient
 
-    client = MlflowClient(f"sqlite:///{db}") if db.exists() else None
+    if not db.exists():  # a fresh checkout: the records are all there is
+        return
+    client = MlflowClient(f"sqlite:///{db}")
     for shape in records.values():
         for rec in (v for v in shape.values() if isinstance(v, dict) and "run_id" in v and "best_val_mse" not in v):
             try:
                 rec["best_val_mse"] = client.get_run(rec["run_id"]).data.metrics["best_val_mse"]
-            except (AttributeError, KeyError, MlflowException):
+            except (KeyError, MlflowException):
                 pass
 
 
