@@ -44,7 +44,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from paired import ci_text, excludes_zero, paired_ci
-from memkd_protocol import PRUNERS, SPACES, final_run, pick, recover_finals, search
+from memkd_protocol import LAMBDA_GRID, PRUNERS, SPACES, final_run, pick, recover_finals, search
 from tdml import tracking
 from tdml.models.defaults import default_train
 from tdml.reporting import METHOD_LABELS, PUBLISHED_AUC_PRC, results_table
@@ -272,6 +272,13 @@ def _vs_base(records, args) -> str:
     return "\n".join(rows) + "\n"
 
 
+def _search_words(args) -> str:
+    if getattr(args, "search", "tpe") == "grid":
+        return (f"the paper's grid search (λd ∈ {LAMBDA_GRID}, short : long = 1 : 1, every point the mean "
+                f"validation AUC-PRC over student seeds {args.search_seeds})")
+    return f"{args.n_trials} Optuna trials (TPE, validation AUC-PRC only, student seed {args.trial_seed})"
+
+
 def write_report(records, searches: dict, args, out: Path) -> str:
     records = _current(records, searches)
     parts = []
@@ -325,7 +332,7 @@ def write_report(records, searches: dict, args, out: Path) -> str:
     header = (f"# MemKD benchmark, the paper's protocol\n\nteacher lstm_teacher (3×100), student lstm_student "
               f"(1×8); datasets {', '.join(args.datasets)}; teacher = best of seeds {args.teacher_seeds} by "
               f"validation AUC-PRC (`teacher`; `teacher_all` = every teacher seed); per method and dataset "
-              f"{args.n_trials} Optuna trials (TPE, validation AUC-PRC only, student seed {args.trial_seed}), then "
+              f"{_search_words(args)}, then "
               f"student seeds {args.seeds} at the chosen setting, test read only there; epochs ≤ "
               f"{args.teacher_epochs} / ≤ {args.student_epochs}, early stopping on validation CE, patience "
               f"{args.patience}{'' if args.student_patience is None else f' (students {args.student_patience})'}; lr teacher {args.teacher_lr or 'default'}, student "

@@ -274,11 +274,13 @@ def gather(parts: Iterable[torch.Tensor], n: int | None) -> torch.Tensor:
 
 
 def predictions(model: nn.Module, loader, device: torch.device | None = None) -> ModelOutput:
-    """A model's predictions over a loader (features not kept), gathered without a second copy."""
+    """A model's (or an ``Objective``'s: what it ``predict``s) predictions over a loader
+    (features not kept), gathered without a second copy."""
     device = device or next(model.parameters()).device
     model.eval()
+    predict = model.predict if isinstance(model, Objective) else (lambda b: run_model(model, b).pred)
     with torch.no_grad():
-        preds = (run_model(model, to_device(batch, device)).pred.cpu() for batch in loader)
+        preds = (predict(to_device(batch, device)).cpu() for batch in loader)
         return ModelOutput(gather(preds, getattr(loader, "n_windows", None)))
 
 

@@ -18,7 +18,7 @@ import torch
 from tdml import precision, tracking
 from tdml.config import DataConfig, flatten, to_dict
 from tdml.promotion import DATA_TAG, data_settings, gate
-from tdml.train import evaluate, fit, gather, predictions, resolve_device
+from tdml.train import evaluate, fit, gather, predictions, resolve_device, score
 
 log = logging.getLogger(__name__)
 
@@ -97,14 +97,21 @@ def example_batch(data, batch_size: int = 32) -> dict:
     return next(iter(data.loader("val", batch_size)))  # inputs for timing only
 
 
-def fit_and_test(objective, data, batch_size: int, cfg_train, extra_callbacks, final_split: str):
-    """Fit on train with validation checkpoints, then read ``final_split`` once."""
+def fit_and_test(objective, data, batch_size: int, cfg_train, extra_callbacks, final_split: str,
+                 keep_predictions: bool = False):
+    """Fit on train with validation checkpoints, then read ``final_split`` once: its metrics and,
+    with ``keep_predictions``, the predictions they were scored from (None without), so that
+    the diagnostics do not run the model over the split a second time (on Traffic's shape a
+    teacher's pass over the test split takes longer than its capped training epoch)."""
     device = resolve_device(cfg_train.device)
     train = data.loader("train", batch_size, shuffle=True, seed=cfg_train.seed)
     result = fit(objective, train, data.loader("val", batch_size), cfg_train,
                  [EpochLogger(), *extra_callbacks], device)
-    final_metrics, _ = evaluate(objective, data.loader(final_split, batch_size), device)
-    return result, final_metrics
+    loader = data.loader(final_split, batch_size)
+    if not keep_predictions:
+        return result, evaluate(objective, loader, device)[0], None
+    pred = predictions(objective, loader, device).pred
+    return result, score(objective.task, pred, loader), pred
 
 
 def log_inputs_and_data(data, final_split: str) -> None:

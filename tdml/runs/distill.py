@@ -79,7 +79,8 @@ def distill_in_run(layers: Layers | dict[str, Any], callbacks=()) -> RunSummary:
         tracking.log_metrics({"teacher_cache_seconds": time.perf_counter() - t_cache})
     objective = Distillation(student, teacher, loss, loss.weights(), task, cfg.target_weight, cached)
     split = cfg.tracking.final_split
-    result, test = fit_and_test(objective, data, cfg.data.batch_size, cfg.train, callbacks, split)
+    diagnosed = bool(cfg.tracking.diagnostics and task.diagnose)
+    result, test, s_pred = fit_and_test(objective, data, cfg.data.batch_size, cfg.train, callbacks, split, diagnosed)
     # the frozen teacher's predictions on the scored split: once, from the cache when on (a
     # study's trials share the validation split's entry), for its metrics and the diagnostics
     t_pred = _teacher_predictions(teacher, mv, data, split, cfg)
@@ -87,7 +88,7 @@ def distill_in_run(layers: Layers | dict[str, Any], callbacks=()) -> RunSummary:
     example = example_batch(data)
     lat_s = cpu_latency_ms(student, example, repeats=cfg.tracking.latency_repeats)
     lat_t = _teacher_latency(teacher, mv, example, cfg.tracking)
-    end = RunEnd("student", cfg.student, student, n_student, lat_s, result, test, {"teacher": t_pred, "student": student},
+    end = RunEnd("student", cfg.student, student, n_student, lat_s, result, test, {"teacher": t_pred, "student": s_pred},
                  loss.diagnostic_settings(),
                  {**model_meta(data, cfg.data, task.name), "teacher": {"name": mv.name, "version": mv.version}},
                  f"{mv.name}-student-{cfg.student}",

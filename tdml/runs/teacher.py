@@ -46,8 +46,9 @@ def train_teacher_in_run(cfg: TeacherRunConfig | Layers | dict[str, Any], callba
     tracking.log_metrics({"n_params": n_params})
     objective = Supervised(model, task)
     split = cfg.tracking.final_split
-    result, test = fit_and_test(objective, data, cfg.data.batch_size, cfg.train, callbacks, split)
+    diagnosed = bool(cfg.tracking.diagnostics and task.diagnose)
+    result, test, pred = fit_and_test(objective, data, cfg.data.batch_size, cfg.train, callbacks, split, diagnosed)
     latency = cpu_latency_ms(model, example_batch(data), repeats=cfg.tracking.latency_repeats)
-    end = RunEnd("teacher", cfg.model, model, n_params, latency, result, test, {"teacher": model}, {},
+    end = RunEnd("teacher", cfg.model, model, n_params, latency, result, test, {"teacher": pred}, {},
                  model_meta(data, cfg.data, task.name), task.registered_name(data.name, cfg.model, data.dims))
     return finish(end, data, cfg, task, t0, mlflow_t0)
