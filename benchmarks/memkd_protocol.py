@@ -140,9 +140,17 @@ def choice(dataset: str, method: str, study: optuna.Study) -> Choice:
 
 
 def _val_ce(t) -> float:
+    """The trial run's best validation CE; for a trial over seeds logged before the trial run
+    carried the seeds' mean (tdml.tuning.objective), the mean of its seed runs'."""
     run_id = t.user_attrs.get("mlflow_run_id")
     try:
-        return float(MlflowClient().get_run(run_id).data.metrics.get("best_val_ce", float("inf")))
+        client = MlflowClient()
+        run = client.get_run(run_id)
+        if "best_val_ce" in run.data.metrics:
+            return float(run.data.metrics["best_val_ce"])
+        seeds = client.search_runs([run.info.experiment_id], f"tags.mlflow.parentRunId = '{run_id}'")
+        ce = [r.data.metrics["best_val_ce"] for r in seeds if "best_val_ce" in r.data.metrics]
+        return float(sum(ce) / len(ce)) if ce else float("inf")
     except Exception:  # noqa: BLE001 - a missing run just loses the tie-break
         return float("inf")
 

@@ -84,7 +84,7 @@ def make_objective(spec: StudySpec, kind: StudyKind, parent_run_id: str, store_d
     def _over_seeds(trial: optuna.Trial, overrides: dict, trial_run_id: str) -> tuple[list[float], str]:
         """One child run per seed; the values are the means over seeds (their spread is logged).
         The pruner follows the first seed's curve."""
-        per_seed, first = [], None
+        per_seed, first, best_val = [], None, []
         for i, seed in enumerate(spec.seeds):
             seeded = copy.deepcopy(overrides)
             set_dotted(seeded, kind.seed_path, seed)
@@ -94,9 +94,14 @@ def make_objective(spec: StudySpec, kind: StudyKind, parent_run_id: str, store_d
                 summary = kind.run(seeded, [PruningReporter(trial, monitor)] if i == 0 else [], final=False)
             first = first or child.info.run_id
             per_seed.append([objective_value(summary, o.metric) for o in spec.objectives])
+            best_val.append({k: v for k, v in summary.metrics.items() if k.startswith("best_val_")})
         columns = np.asarray(per_seed, dtype=float).T  # [objective, seed]
         tracking.log_metrics({f"objective_{o.metric}_std": float(c.std(ddof=1)) if len(c) > 1 else 0.0
                               for o, c in zip(spec.objectives, columns)})
+        # the seeds' mean validation metrics on the trial run too, as a one-seed trial has them:
+        # what breaks ties between trials whose objective saturates (AUC-PRC 1.0 on small sets)
+        tracking.log_metrics({k: float(np.mean([b[k] for b in best_val]))
+                              for k in set.intersection(*(set(b) for b in best_val))})
         with runstate.shielded():
             trial.set_user_attr("seed_values", {str(s): v for s, v in zip(spec.seeds, per_seed)})
         return [float(c.mean()) for c in columns], first
