@@ -98,9 +98,13 @@ def run_all(args) -> None:
         if key not in done:
             with tracking.start_run(args.experiment, f"teacher {model} {ds} L{args.seq_len}-H{h} seed {seed}",
                                     "teacher", tags={KEY: key, **tags}):
-                train_teacher_in_run({"data": {"dataset": ds, "seq_len": args.seq_len, "pred_len": h},
-                                      "model": model, "tracking": {**track, "alias": alias},
-                                      "train": {"seed": seed, **budget}})
+                t = train_teacher_in_run({"data": {"dataset": ds, "seq_len": args.seq_len, "pred_len": h},
+                                          "model": model, "tracking": {**track, "alias": alias},
+                                          "train": {"seed": seed, **budget}})
+            # the bench's own alias on the version just trained: a retrained teacher (same seed, so
+            # not better on validation) would otherwise leave it on the version whose files are gone
+            mlflow.MlflowClient().set_registered_model_alias(uri[len("models:/"):].partition("@")[0], alias,
+                                                             t.version)
         for what, extra in (("alone", {"method": "none"}), ("distilled", {})):
             key = f"{prefix}/{what}/H{h}/s{seed}"
             if key in done:
