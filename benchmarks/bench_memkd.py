@@ -169,12 +169,13 @@ def main(argv=None) -> int:
 
 
 def _resolves(uri: str) -> bool:
-    """Whether ``models:/<name>/<version>`` exists in the current registry."""
+    """Whether ``models:/<name>/<version>`` exists in the current registry and its files can be
+    read (a committed store on a fresh checkout has the version but not its artifacts)."""
     name, version = uri[len("models:/"):].rsplit("/", 1)
     try:
-        MlflowClient().get_model_version(name, version)
-        return True
-    except MlflowException:
+        client = MlflowClient()
+        return bool(client.list_artifacts(client.get_model_version(name, version).run_id))
+    except (MlflowException, OSError):
         return False
 
 

@@ -12,13 +12,23 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import bench_memkd  # noqa: E402
 
 
-def test_teacher_uri_resolves_only_in_the_store_that_registered_it(mlflow_store, tmp_path):
+def test_teacher_uri_resolves_only_where_its_version_and_files_are(mlflow_store, tmp_path):
+    import shutil
+
+    import mlflow
+
     assert not bench_memkd._resolves("models:/ucr-trace-lstm_teacher/1")
+    (tmp_path / "model.txt").write_text("weights")
+    with mlflow.start_run() as run:
+        mlflow.log_artifact(str(tmp_path / "model.txt"), "model")
     client = MlflowClient()
     client.create_registered_model("ucr-trace-lstm_teacher")
-    v = client.create_model_version("ucr-trace-lstm_teacher", str(tmp_path), run_id=None)
+    v = client.create_model_version("ucr-trace-lstm_teacher", f"runs:/{run.info.run_id}/model", run_id=run.info.run_id)
     assert bench_memkd._resolves(f"models:/ucr-trace-lstm_teacher/{v.version}")
     assert not bench_memkd._resolves(f"models:/ucr-trace-lstm_teacher/{int(v.version) + 1}")
+    # a committed store on a fresh checkout: the version is registered, its files are not there
+    shutil.rmtree(run.info.artifact_uri.removeprefix("file://"))
+    assert not bench_memkd._resolves(f"models:/ucr-trace-lstm_teacher/{v.version}")
 
 
 def test_a_reset_line_supersedes_the_earlier_teacher_lines_of_its_dataset_only():
