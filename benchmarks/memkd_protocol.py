@@ -133,15 +133,27 @@ def choice(dataset: str, method: str, study: optuna.Study) -> Choice:
     by_number = {t.number: t for t in sorted(complete, key=lambda t: t.number)}
     scores = {n: float(t.value) for n, t in by_number.items()}
     tied = [n for n, v in scores.items() if v == max(scores.values())]
-    ce = {n: _val_ce(by_number[n]) if n in tied else float("inf") for n in scores}  # read only where it decides
+    ce = {n: _val_ce(by_number[n], study) if n in tied else float("inf") for n in scores}  # read only where it decides
     best = by_number[best_key(scores, "max", ce)]
     c.params, c.best_trial, c.best_val_auc_prc = dict(best.params), best.number, float(best.value)
     return c
 
 
-def _val_ce(t) -> float:
+def _val_ce(t, study: optuna.Study | None = None) -> float:
     """The trial run's best validation CE; for a trial over seeds logged before the trial run
-    carried the seeds' mean (tdml.tuning.objective), the mean of its seed runs'."""
+    carried the seeds' mean (tdml.tuning.objective), the mean of its seed runs'. Kept in the
+    study's user attributes once read, so the committed Optuna storage alone decides a tie on a
+    fresh checkout (the MLflow store, hundreds of MB of epoch metrics, is not committed)."""
+    key = f"best_val_ce/trial{t.number}"  # a study attribute: a finished trial's own cannot change
+    if study is not None and key in study.user_attrs:
+        return float(study.user_attrs[key])
+    ce = _val_ce_from_mlflow(t)
+    if study is not None and ce != float("inf"):
+        study.set_user_attr(key, ce)
+    return ce
+
+
+def _val_ce_from_mlflow(t) -> float:
     run_id = t.user_attrs.get("mlflow_run_id")
     try:
         client = MlflowClient()
