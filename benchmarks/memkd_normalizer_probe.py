@@ -33,11 +33,14 @@ def main(argv=None) -> int:
     p.add_argument("--weights", nargs="+", type=float, default=[0.01, 1.0])
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     p.add_argument("--normalize", default="none")
+    p.add_argument("--loss", nargs="*", default=[], metavar="KEY=VALUE",
+                   help="more MemKD settings, e.g. long_weight=0 (short term only)")
     args = p.parse_args(argv)
     records = [json.loads(line) for line in (OUT / "records.jsonl").read_text().splitlines()]
     teacher = [r for r in records if r["dataset"] == args.dataset and r["method"] == "teacher"][-1]["uri"]
     study = optuna.load_study(study_name=f"memkd-bench-{args.dataset}-memkd-grid", storage=f"sqlite:///{OUT / 'optuna.db'}")
     grid = {t.params["loss.weight"]: t.value for t in study.trials if t.value is not None}
+    extra = {k: float(v) for k, v in (kv.split("=", 1) for kv in args.loss)}
     rows = []
     for w in args.weights:
         vals = []
@@ -45,7 +48,7 @@ def main(argv=None) -> int:
             train = {**_train("lstm_student", 500, None, 50, seed, 0)}
             raw = deep_merge(student_base(train, EXPERIMENT),
                              {"teacher": teacher, "method": "memkd",
-                              "loss": {"weight": w, "normalize": args.normalize},
+                              "loss": {"weight": w, "normalize": args.normalize, **extra},
                               "tracking": {"final_split": "val", "register": False, "log_model": False,
                                            "diagnostics_html": False}})
             with tracking.start_run(EXPERIMENT, f"{args.dataset} memkd w={w} normalize={args.normalize} s{seed}",
@@ -56,9 +59,10 @@ def main(argv=None) -> int:
         rows.append(f"| {w} | {grid.get(w, float('nan')):.4f} | {statistics.mean(vals):.4f} "
                     f"(± {statistics.stdev(vals):.4f}) |")
     table = (f"{args.dataset}, MemKD validation AUC-PRC, mean over seeds {args.seeds}\n\n"
-             f"| λd | normalize=previous (grid) | normalize={args.normalize} |\n|---:|---:|---:|\n" + "\n".join(rows))
+             f"| λd | normalize=previous (grid) | normalize={args.normalize} {extra or ''} |\n|---:|---:|---:|\n" + "\n".join(rows))
     print(table)
-    (OUT / f"normalizer_probe_{args.dataset}_{args.normalize}_w{'_'.join(map(str, args.weights))}.md").write_text(table + "\n")
+    (OUT / f"normalizer_probe_{args.dataset}_{args.normalize}_w{'_'.join(map(str, args.weights))}"
+           f"{''.join(f'_{k}{v:g}' for k, v in extra.items())}.md").write_text(table + "\n")
     return 0
 
 

@@ -39,7 +39,8 @@ def test_a_stopped_run_ends_killed_with_the_reason(sig, tmp_path):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     env = {**worker_env(tmp_path), "MLFLOW_TRACKING_URI": uri, "TDML_DATA_DIR": str(tmp_path)}
     cmd = [sys.executable, "-m", "tdml.cli", "train-teacher", "--seq-len", "48", "--pred-len", "12",
-           "--epochs", "200", "--no-progress", "--experiment", "signals"]
+           "--epochs", "200", "--no-progress", "--experiment", "signals",
+           "--set", "train.patience=500"]  # early stopping would end the run (~20 epochs) before the signal
     proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         client = MlflowClient(uri)
