@@ -40,9 +40,8 @@ import time
 from pathlib import Path
 
 import torch
-from mlflow.exceptions import MlflowException
-from mlflow.tracking import MlflowClient
 
+from registry_files import readable
 from paired import ci_text, excludes_zero, paired_ci
 from memkd_protocol import LAMBDA_GRID, PRUNERS, SPACES, final_run, pick, recover_finals, search
 from tdml import tracking
@@ -169,14 +168,8 @@ def main(argv=None) -> int:
 
 
 def _resolves(uri: str) -> bool:
-    """Whether ``models:/<name>/<version>`` exists in the current registry and its files can be
-    read (a committed store on a fresh checkout has the version but not its artifacts)."""
-    name, version = uri[len("models:/"):].rsplit("/", 1)
-    try:
-        client = MlflowClient()
-        return bool(client.list_artifacts(client.get_model_version(name, version).run_id))
-    except (MlflowException, OSError):
-        return False
+    """Whether the recorded teacher ``models:/<name>/<version>`` can be loaded in this store."""
+    return readable(uri)
 
 
 RESET = "teacher_reset"  # a records.jsonl line: the dataset's earlier teacher lines are superseded

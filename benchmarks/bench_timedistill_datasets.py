@@ -28,6 +28,7 @@ from pathlib import Path
 
 import mlflow
 
+from registry_files import readable
 from tdml import tracking
 from tdml.runs.distill import distill_in_run
 from tdml.runs.teacher import train_teacher_in_run
@@ -52,19 +53,6 @@ def finished(args) -> dict[str, mlflow.entities.Run]:
     runs = client.search_runs([exp.experiment_id], f"attributes.status = 'FINISHED' and tags.`{BUDGET}` = "
                               f"'{_budget(args)}'", order_by=["attributes.start_time ASC"], max_results=5000)
     return {r.data.tags[KEY]: r for r in runs if KEY in r.data.tags}
-
-
-def _readable(uri: str) -> bool:
-    """Whether a registered teacher's files can be read (its version resolves and has artifacts)."""
-    from mlflow.exceptions import MlflowException
-
-    name, _, alias = uri[len("models:/"):].partition("@")
-    client = mlflow.MlflowClient()
-    try:
-        version = client.get_model_version_by_alias(name, alias)
-        return bool(client.list_artifacts(version.run_id))
-    except (MlflowException, OSError):
-        return False
 
 
 def label(args, ds: str) -> str:
@@ -93,7 +81,7 @@ def run_all(args) -> None:
         key = f"{prefix}/teacher/H{h}/s{seed}"
         uri = f"models:/{ds}-{model}-L{args.seq_len}-H{h}@{alias}"
         students_left = any(f"{prefix}/{w}/H{h}/s{seed}" not in done for w in ("alone", "distilled"))
-        if key in done and students_left and not _readable(uri):
+        if key in done and students_left and not readable(uri):
             done.pop(key)  # a committed store on a fresh checkout: the teacher's files are not in it
         if key not in done:
             with tracking.start_run(args.experiment, f"teacher {model} {ds} L{args.seq_len}-H{h} seed {seed}",
