@@ -71,6 +71,8 @@ def mlflow_store(tmp_path, monkeypatch) -> str:
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     monkeypatch.delenv("MLFLOW_EXPERIMENT_ID", raising=False)  # set_experiment() exports it
+    # ...and remembers it in the fluent API: an id from another test's store is not in this one
+    monkeypatch.setattr(mlflow.tracking.fluent, "_active_experiment_id", None)
     monkeypatch.setenv("TDML_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.chdir(tmp_path)  # default artifact root ./mlruns lands in tmp_path
     mlflow.set_tracking_uri(uri)

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 import uuid
+from pathlib import Path
 
 import optuna
 import pytest
@@ -18,14 +19,18 @@ from optuna.trial import TrialState
 from tuning_helpers import teacher_store, tiny_spec, worker_env, write_spec
 
 
-def _wait(predicate, timeout: float = 120.0):
+def _wait(predicate, timeout: float = 120.0, proc: subprocess.Popen | None = None, log: Path | None = None):
+    """``predicate()``'s first truthy value; fails at once, with the output, if ``proc`` ends first."""
     t0 = time.time()
     while time.time() - t0 < timeout:
         got = predicate()
         if got:
             return got
+        if proc is not None and proc.poll() is not None:
+            pytest.fail(f"the process ended ({proc.returncode}) before its run started:\n"
+                        + (log.read_text()[-3000:] if log else ""))
         time.sleep(0.3)
-    pytest.fail("timed out waiting for the process to reach its run")
+    pytest.fail("timed out waiting for the process to reach its run:\n" + (log.read_text()[-3000:] if log else ""))
 
 
 def _running(client: MlflowClient, role: str):
@@ -41,14 +46,17 @@ def test_a_stopped_run_ends_killed_with_the_reason(sig, tmp_path):
     cmd = [sys.executable, "-m", "tdml.cli", "train-teacher", "--seq-len", "48", "--pred-len", "12",
            "--epochs", "200", "--no-progress", "--experiment", "signals",
            "--set", "train.patience=500"]  # early stopping would end the run (~20 epochs) before the signal
-    proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        client = MlflowClient(uri)
-        run = _wait(lambda: _running(client, "teacher"))
-        proc.send_signal(sig)
-        _, err = proc.communicate(timeout=60)
-    finally:
-        proc.kill()
+    log = tmp_path / "stderr.txt"  # a file, not a pipe: a full pipe would block the process
+    with open(log, "w") as err_file:
+        proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=err_file, text=True)
+        try:
+            client = MlflowClient(uri)
+            run = _wait(lambda: _running(client, "teacher"), timeout=240, proc=proc, log=log)
+            proc.send_signal(sig)
+            proc.wait(timeout=60)
+        finally:
+            proc.kill()
+    err = log.read_text()
     assert proc.returncode == 128 + sig.value, err
     run = client.get_run(run.info.run_id)
     assert run.info.status == "KILLED"
