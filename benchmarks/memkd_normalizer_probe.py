@@ -27,6 +27,13 @@ OUT = Path(__file__).resolve().parent / "results" / "memkd_grid"
 EXPERIMENT = "memkd-normalizer-probe"
 
 
+def _value(text: str):
+    try:
+        return float(text)
+    except ValueError:
+        return text  # e.g. state=cell
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--dataset", default="SwedishLeaf")
@@ -34,13 +41,13 @@ def main(argv=None) -> int:
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     p.add_argument("--normalize", default="none")
     p.add_argument("--loss", nargs="*", default=[], metavar="KEY=VALUE",
-                   help="more MemKD settings, e.g. long_weight=0 (short term only)")
+                   help="more MemKD settings, e.g. long_weight=0 (short term only), state=cell")
     args = p.parse_args(argv)
     records = [json.loads(line) for line in (OUT / "records.jsonl").read_text().splitlines()]
     teacher = [r for r in records if r["dataset"] == args.dataset and r["method"] == "teacher"][-1]["uri"]
     study = optuna.load_study(study_name=f"memkd-bench-{args.dataset}-memkd-grid", storage=f"sqlite:///{OUT / 'optuna.db'}")
     grid = {t.params["loss.weight"]: t.value for t in study.trials if t.value is not None}
-    extra = {k: float(v) for k, v in (kv.split("=", 1) for kv in args.loss)}
+    extra = {k: _value(v) for k, v in (kv.split("=", 1) for kv in args.loss)}
     rows = []
     for w in args.weights:
         vals = []
@@ -62,7 +69,7 @@ def main(argv=None) -> int:
              f"| λd | normalize=previous (grid) | normalize={args.normalize} {extra or ''} |\n|---:|---:|---:|\n" + "\n".join(rows))
     print(table)
     (OUT / f"normalizer_probe_{args.dataset}_{args.normalize}_w{'_'.join(map(str, args.weights))}"
-           f"{''.join(f'_{k}{v:g}' for k, v in extra.items())}.md").write_text(table + "\n")
+           f"{''.join(f'_{k}{v:g}' if isinstance(v, float) else f'_{k}{v}' for k, v in extra.items())}.md").write_text(table + "\n")
     return 0
 
 

@@ -8,6 +8,7 @@ Keeping them here lets ``tdml.data`` and ``tdml.train`` depend on the contract i
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 import torch
@@ -25,12 +26,37 @@ class Dims:
     n_marks: int = 0  # number of time-feature columns in x_mark / y_mark
 
 
+class LazyFeatures(Mapping):
+    """Named features of which some are computed only when first read, then kept: an entry
+    that costs extra work (an LSTM's cell states) is free for every run that never reads it.
+    A deferred entry is computed under the grad mode of the forward pass that made it."""
+
+    def __init__(self, ready: dict[str, torch.Tensor], later: dict[str, Callable[[], torch.Tensor]]):
+        self._ready, self._later = dict(ready), dict(later)
+        self._grad = torch.is_grad_enabled()
+
+    def __getitem__(self, name: str) -> torch.Tensor:
+        if name in self._later:
+            with torch.set_grad_enabled(self._grad):
+                self._ready[name] = self._later.pop(name)()
+        return self._ready[name]
+
+    def __contains__(self, name) -> bool:  # Mapping's would compute the entry
+        return name in self._ready or name in self._later
+
+    def __iter__(self) -> Iterator[str]:
+        return iter([*self._ready, *self._later])
+
+    def __len__(self) -> int:
+        return len(self._ready) + len(self._later)
+
+
 @dataclass
 class ModelOutput:
     """One forward pass: the prediction (forecast or logits) and the named features."""
 
     pred: torch.Tensor
-    features: dict[str, torch.Tensor] = field(default_factory=dict)
+    features: Mapping[str, torch.Tensor] = field(default_factory=dict)
 
 
 def run_model(model: nn.Module, batch: dict[str, torch.Tensor]) -> ModelOutput:

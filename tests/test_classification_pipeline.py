@@ -113,6 +113,18 @@ def test_memkd_pair_seed_follows_the_run_seed(store):
     assert _runs(store, "student", "FINISHED")[0].data.params["loss.seed"] == "3"  # explicit wins
 
 
+def test_memkd_on_cell_states_trains_and_logs_its_choice(store):
+    """loss.state=cell (an issue-23 option): the run reads both LSTMs' cell-state sequences."""
+    terms = {}
+    for state in ("hidden", "cell", "hidden"):
+        assert main(_distill("memkd", "--epochs", "1", "--set", f"loss.state={state}")) == 0
+        run = _runs(store, "student", "FINISHED")[0]
+        assert run.data.params["loss.state"] == state
+        terms.setdefault(state, []).append(run.data.metrics["train_mem_short"])
+    assert terms["hidden"][0] == terms["hidden"][1]  # deterministic, so the difference is the state's
+    assert terms["cell"][0] > 0 and terms["cell"][0] != terms["hidden"][0]
+
+
 def test_best_of_seeds_teacher_selection_uses_validation_auc_prc(store):
     raw = {"data": {"dataset": DATASET}, "model": "lstm_teacher",
            "train": {"epochs": 1, "progress": False}, "tracking": {"latency_repeats": 2}}

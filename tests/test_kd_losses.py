@@ -149,6 +149,24 @@ def test_memkd_raw_responses_without_the_normaliser():
         build_loss("memkd", {"normalize": "cell"})
 
 
+def test_memkd_state_cell_compares_the_cell_sequences():
+    """state=cell (the paper leaves h or c open): the terms are those of the cell-state sequences;
+    a model without them is refused, naming the features it has."""
+    torch.manual_seed(0)
+    h, c = torch.randn(2, 6, 4), torch.randn(2, 6, 4)
+    ht, ct = torch.randn(2, 6, 5), torch.randn(2, 6, 5)
+    cfg = dict(long_pairs=8, seed=0)
+    on_cell = MemKDLoss(MemKDConfig(state="cell", **cfg))(ModelOutput(None, {"sequence": h, "cell_sequence": c}),
+                                                          ModelOutput(None, {"sequence": ht, "cell_sequence": ct}))
+    direct = MemKDLoss(MemKDConfig(**cfg))(seq_out(c), seq_out(ct))
+    for term in ("mem_short", "mem_long"):
+        assert on_cell[term].item() == pytest.approx(direct[term].item())
+    with pytest.raises(IncompatibleTeacherError, match="no feature 'cell_sequence'.*sequence"):
+        MemKDLoss(MemKDConfig(state="cell"))(seq_out(c), seq_out(ct))
+    with pytest.raises(Exception, match="state"):
+        build_loss("memkd", {"state": "memory"})
+
+
 def test_memkd_zero_for_scaled_and_rotated_teacher_of_other_width():
     torch.manual_seed(1)
     ht = torch.randn(3, 10, 6) + 2.0

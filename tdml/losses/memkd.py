@@ -10,6 +10,7 @@ and an 8-wide student compare without an alignment layer.
   the valid starts, so long and short-ish gaps are drawn equally often (uniform over all pairs
   would favour short gaps). The paper publishes no code; this rule is our decision.
 - Each term: SmoothL1(m_student, m_teacher), mean over responses.
+- h is the top layer's hidden-state sequence, or its cell-state sequence with ``state: cell``.
 
 The pairs come from a generator seeded by ``seed`` (advanced every batch), so a run with the
 same seed sees the same pairs. ``seed`` unset (None, the default) means the run's seed:
@@ -47,6 +48,9 @@ class MemKDConfig(LossConfig):
     # the paper leaves Δh's normaliser open (issue 23): 'previous' divides by ||h_t|| (scale-free,
     # comparable across teacher and student widths), 'none' keeps the raw ||h_{t+z} - h_t||
     normalize: Literal["previous", "none"] = "previous"
+    # which state is "the memory" (also left open): 'hidden' h_t, the paper's wording; 'cell' the
+    # LSTM's c_t (the models' ``cell_sequence`` feature, computed only when this asks for it)
+    state: Literal["hidden", "cell"] = "hidden"
 
     def validate(self):
         super().validate()
@@ -100,6 +104,8 @@ class MemKDLoss(DistillLoss):
         if cfg.seed is None:  # built outside a run's resolver: the torch seed in force
             cfg = dataclasses.replace(cfg, seed=torch.initial_seed())
         super().__init__(cfg, *args, **kwargs)
+        if cfg.state == "cell":
+            self.student_feature = self.teacher_feature = "cell_sequence"
         self.generator = torch.Generator().manual_seed(cfg.seed)
 
     def term_weights(self):
