@@ -187,6 +187,24 @@ def _live(records: list[dict]) -> list[dict]:
     return out
 
 
+def _reported(raw: list[dict]) -> list[dict]:
+    """``_live(raw)``, except that a dataset's teacher lines are those in force when its first
+    distilled student line was written: a later re-selection (a fresh checkout whose store lacks
+    the teacher) must not relabel the students trained under the earlier one."""
+    in_force: dict[str, list[dict]] = {}
+    used: dict[str, list[dict]] = {}
+    for r in raw:
+        d, m = r["dataset"], r["method"]
+        if m == RESET:
+            in_force[d] = []
+        elif m in ("teacher", "teacher_all"):
+            in_force.setdefault(d, []).append(r)
+        elif m in SPACES and m != "none" and d not in used:
+            used[d] = list(in_force.get(d, []))
+    return ([r for r in _live(raw) if not (r["method"] in ("teacher", "teacher_all") and r["dataset"] in used)]
+            + [r for lines in used.values() for r in lines])
+
+
 def _select_teacher(ds: str, args, add) -> str:
     raw = {"data": {"dataset": f"ucr:{ds}"}, "model": "lstm_teacher",
            "train": _train("lstm_teacher", args.teacher_epochs, args.teacher_lr, args.patience, 0, args.max_batches,
@@ -274,7 +292,15 @@ def _search_words(args) -> str:
 
 
 def write_report(records, searches: dict, args, out: Path) -> str:
+    """The tables over every dataset with records (not only this invocation's ``--datasets``:
+    a run on one dataset must not drop the others from the shared table files)."""
+    rec_path = out / "records.jsonl"  # the append-only file, resets included, is the source of truth
+    if rec_path.exists():
+        records = _reported([json.loads(line) for line in rec_path.read_text().splitlines()])
     records = _current(records, searches)
+    present = {r["dataset"] for r in records}
+    args = argparse.Namespace(**{**vars(args), "datasets": [d for d in DATASETS if d in present]
+                                 + [d for d in args.datasets if d in present and d not in DATASETS]})
     parts = []
     for metric in ("test_auc_prc", "test_auc_roc", "test_accuracy"):
         t = _table(records, args, metric)

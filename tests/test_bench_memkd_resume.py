@@ -41,6 +41,18 @@ def test_a_reset_line_supersedes_the_earlier_teacher_lines_of_its_dataset_only()
     assert bench_memkd._live(recs) == [recs[2], recs[3], recs[5]]
 
 
+def test_the_report_keeps_the_teacher_its_distilled_students_were_trained_under():
+    old = {"dataset": "Trace", "method": "teacher", "seed": 0, "uri": "models:/x/1"}
+    new = {"dataset": "Trace", "method": "teacher", "seed": 3, "uri": "models:/x/2"}
+    base = {"dataset": "Trace", "method": "none", "seed": 0}
+    kd = {"dataset": "Trace", "method": "kd", "seed": 0}
+    fresh = {"dataset": "MoteStrain", "method": "teacher", "seed": 1, "uri": "models:/y/1"}
+    raw = [old, base, kd, {"dataset": "Trace", "method": bench_memkd.RESET}, new, fresh]
+    assert bench_memkd._reported(raw) == [base, kd, fresh, old]  # Trace's students used models:/x/1
+    no_students_yet = [old, base, {"dataset": "Trace", "method": bench_memkd.RESET}, new]
+    assert bench_memkd._reported(no_students_yet) == [base, new]  # Base uses no teacher
+
+
 def test_each_pruner_choice_makes_a_valid_study_file():
     import memkd_protocol
     from tdml.studies import spec_from_dict
