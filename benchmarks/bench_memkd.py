@@ -11,7 +11,9 @@ Per dataset (smallest first):
    ``SPACES``), ``--n-trials`` validation-only trials (test never read); or, with ``--search
    grid``, the paper's search: the λd grid ``LAMBDA_GRID`` for every method (short : long =
    1 : 1, other hyper-parameters at their defaults), each point the mean over ``--search-seeds``
-   (one child run per seed), study ``memkd-bench-<dataset>-<method>-grid``;
+   (one child run per seed), study ``memkd-bench-<dataset>-<method>-grid``; a search left
+   unfinished is continued only with its own teacher (``memkd_protocol.study_name``: a
+   re-selected teacher starts ``...-t<teacher run id>``);
 3. the chosen setting with every ``--seeds`` student seed, scored on test.
 
 The record: MLflow (experiment ``bench-memkd-full``; one parent run per invocation, study runs

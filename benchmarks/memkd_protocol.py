@@ -85,13 +85,11 @@ def search(dataset: str, method: str, teacher_uri: str, train: dict, n_trials: i
     space = (GRID_SPACES if grid_seeds else SPACES)[method]
     if not space:
         return Choice(dataset, method, {})
-    name = f"memkd-bench-{dataset}-{method}" + ("-grid" if grid_seeds else "")
     if grid_seeds:
         n_trials = len(LAMBDA_GRID)
-    try:
-        done = optuna.load_study(study_name=name, storage=storage).get_trials(deepcopy=False)
-    except KeyError:
-        done = []
+    name = study_name(f"memkd-bench-{dataset}-{method}" + ("-grid" if grid_seeds else ""), teacher_uri,
+                      n_trials, storage)
+    done = _trials(name, storage)
     left = n_trials - sum(t.state in FINISHED for t in done)
     if left > 0:
         # a resumed study gets a fresh sampler stream (seed + trials so far), not a replay of the
@@ -103,6 +101,25 @@ def search(dataset: str, method: str, teacher_uri: str, train: dict, n_trials: i
                         pruner=PRUNERS["none"], seeds=list(grid_seeds))
         tune(spec_from_dict(spec), n_trials=left)
     return choice(dataset, method, optuna.load_study(study_name=name, storage=storage))
+
+
+def _trials(name: str, storage: str) -> list:
+    try:
+        return optuna.load_study(study_name=name, storage=storage).get_trials(deepcopy=False)
+    except KeyError:
+        return []
+
+
+def study_name(base: str, teacher_uri: str, n_trials: int, storage: str) -> str:
+    """``base`` if that study is complete (its trials and the finals chosen from it belong to the
+    teacher in force then), else ``base-t<teacher run id>``: an unfinished search is continued
+    only with the teacher it started with. A fresh checkout has no MLflow store, selects its
+    teacher again, and CPU training does not reproduce bit for bit -- so the run id, not the
+    registry version (which restarts at 1 in a new store), names the teacher."""
+    if sum(t.state in FINISHED for t in _trials(base, storage)) >= n_trials:
+        return base
+    name, version = teacher_uri.removeprefix("models:/").rsplit("/", 1)
+    return f"{base}-t{MlflowClient().get_model_version(name, version).run_id[:8]}"
 
 
 def study_spec(name: str, method: str, teacher_uri: str, train: dict, n_trials: int, storage: str,

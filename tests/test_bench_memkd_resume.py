@@ -53,6 +53,28 @@ def test_the_report_keeps_the_teacher_its_distilled_students_were_trained_under(
     assert bench_memkd._reported(no_students_yet) == [base, new]  # Base uses no teacher
 
 
+def test_an_unfinished_search_continues_only_with_its_own_teacher(mlflow_store, tmp_path):
+    import mlflow
+    import memkd_protocol
+    import optuna
+
+    client = MlflowClient()
+    client.create_registered_model("t")
+    runs = []
+    for _ in range(2):
+        with mlflow.start_run() as run:
+            runs.append(run.info.run_id)
+        client.create_model_version("t", f"runs:/{run.info.run_id}/model", run_id=run.info.run_id)
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    study = optuna.create_study(study_name="s-grid", storage=storage)
+    study.add_trial(optuna.trial.create_trial(params={}, distributions={}, value=0.5))
+    # one of two grid points run: a re-selected teacher does not continue the first teacher's grid
+    assert memkd_protocol.study_name("s-grid", "models:/t/1", 2, storage) == f"s-grid-t{runs[0][:8]}"
+    assert memkd_protocol.study_name("s-grid", "models:/t/2", 2, storage) == f"s-grid-t{runs[1][:8]}"
+    study.add_trial(optuna.trial.create_trial(params={}, distributions={}, value=0.6))
+    assert memkd_protocol.study_name("s-grid", "models:/t/2", 2, storage) == "s-grid"  # finished: kept
+
+
 def test_each_pruner_choice_makes_a_valid_study_file():
     import memkd_protocol
     from tdml.studies import spec_from_dict
