@@ -74,7 +74,9 @@ def run_all(args) -> None:
                 key = f"{ds}-{variant}-s{seed}"
                 if key in done:
                     continue
-                extra = VARIANTS[variant]
+                # every arm was measured on a float32 cache (the default then): pinned, so a resumed
+                # run compares like with like now that the default is float16
+                extra = {"teacher_cache_dtype": "float32", **VARIANTS[variant]}
                 with tracking.start_run(args.experiment, f"mlp {variant} {ds} H96 seed {seed}", "student",
                                         tags={KEY_TAG: key}):
                     distill_in_run({"teacher": uri, **extra, "tracking": track,

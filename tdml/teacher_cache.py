@@ -17,8 +17,8 @@ Memory does not grow with the split: the entry is computed batch by batch and ea
 appended to its file at once, and a training step reads only its batch's rows
 (``tdml.cache_rows``: ``pread``, not a memory map). At Electricity's shape (321 channels,
 L = 720, d = 512) an entry is ~12 GB in float32 and the run stays near its no-cache size
-(docs/results.md, "Wide data"). Rows can be stored as float16 or bfloat16
-(``teacher_cache_dtype``) and are always handed out as float32. A folder is written under a
+(docs/results.md, "Wide data"). Rows are stored as float16 (the run's default), bfloat16 or
+float32 (``teacher_cache_dtype``) and are always handed out as float32. A folder is written under a
 temporary name and renamed into place: two processes computing the same entry both succeed
 and readers never see a partial one.
 """
@@ -134,7 +134,7 @@ def check_ram(need: int) -> None:
     if need > 0.8 * avail:
         raise CacheError(f"teacher_cache=memory would hold {need / 1e9:.2f} GB of teacher outputs, but only "
                          f"{avail / 1e9:.2f} GB of memory is available; use teacher_cache=disk (streamed, "
-                         f"constant memory) or teacher_cache_dtype=float16")
+                         f"constant memory) or a 16-bit teacher_cache_dtype (float16, the default, or bfloat16)")
 
 
 def check_fits(need: int, dtype: str) -> None:

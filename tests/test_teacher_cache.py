@@ -106,7 +106,8 @@ def forecast_store(tmp_path_factory):
 def test_timedistill_run_with_cache_equals_the_run_without(forecast_store):
     uri = "models:/synthetic-itransformer-L48-H12@champion"
     args = [*tiny_distill_args(uri), "--epochs", "2", "--set", "tracking.register=false",
-            "--set", "tracking.diagnostics=false"]
+            "--set", "tracking.diagnostics=false",
+            "--set", "teacher_cache_dtype=float32"]  # exact storage: equal to float32 rounding (16-bit: below)
     results = {}
     for mode in ("recompute", "disk", "disk"):
         assert main([*args, "--set", f"teacher_cache={mode}"]) == 0
@@ -132,7 +133,8 @@ def test_classification_runs_with_cache_equal_the_runs_without(method, tmp_path)
         metrics = []
         for mode in ("recompute", "memory"):
             assert main(["distill", "--teacher", "models:/ucr-italypowerdemand-lstm_teacher@champion",
-                         "--method", method, "--epochs", "2", *quick, "--set", f"teacher_cache={mode}"]) == 0
+                         "--method", method, "--epochs", "2", *quick, "--set", f"teacher_cache={mode}",
+                         "--set", "teacher_cache_dtype=float32"]) == 0
             metrics.append(_metrics(client)[0])
         for k in ("test_auc_prc", "test_accuracy", "best_val_ce"):
             assert metrics[1][k] == pytest.approx(metrics[0][k], rel=1e-6), k
@@ -152,6 +154,10 @@ def test_compact_cache_dtypes_run_and_match_float32(forecast_store):
     for dtype in ("float32", "float16", "bfloat16"):
         assert main([*tiny_distill_args(uri), *QUICK, "--set", f"teacher_cache_dtype={dtype}"]) == 0
         got[dtype] = _metrics(forecast_store)[0]["test_mse"]
+    assert main([*tiny_distill_args(uri), *QUICK]) == 0  # the default is float16 (docs/results.md)
+    default = runs_of(forecast_store, "student")[0].data
+    assert default.params["config.teacher_cache_dtype"] == "float16"
+    assert default.metrics["test_mse"] == got["float16"]
     assert got["float16"] == pytest.approx(got["float32"], rel=1e-3)  # 11 mantissa bits of the outputs
     assert got["bfloat16"] == pytest.approx(got["float32"], rel=2e-2)
 
