@@ -43,6 +43,7 @@ from pathlib import Path
 
 import torch
 
+import teacher_vault
 from registry_files import readable
 from paired import ci_text, excludes_zero, paired_ci
 from memkd_protocol import LAMBDA_GRID, PRUNERS, SPACES, final_run, pick, recover_finals, search
@@ -129,15 +130,21 @@ def main(argv=None) -> int:
                                        for k, v in vars(args).items()}, "student_train": student_train})
         for ds in args.datasets:
             teacher = [r for r in records if r["dataset"] == ds and r["method"] == "teacher"]
+            vault = out / "teachers" / ds  # committed: the teacher's weights outlive this store
             if teacher and _resolves(teacher[-1]["uri"]):
                 teacher_uri = teacher[-1]["uri"]
+            elif teacher and _vault_holds(vault, teacher[-1]):  # a fresh checkout: the same teacher
+                teacher_uri = teacher_vault.restore(vault, args.experiment)
+                print(f"[{ds}] teacher {teacher[-1]['uri']} restored from {vault} as {teacher_uri}", flush=True)
+                add({**teacher[-1], "uri": teacher_uri})
             else:
-                if teacher:  # recorded, but not in this tracking store (e.g. a fresh checkout)
+                if teacher:  # recorded, but neither in this tracking store nor in the vault
                     print(f"[{ds}] teacher {teacher[-1]['uri']} is not in this tracking store: selecting "
                           f"again (its old records are superseded)", flush=True)
                     add({"dataset": ds, "method": RESET})  # appended, not rewritten: other processes append too
                     records[:] = _live(records)
                 teacher_uri = _select_teacher(ds, args, add)
+                teacher_vault.save(teacher_uri, vault)
             for method in args.methods:
                 c = search(ds, method, teacher_uri, student_train, args.n_trials, storage, args.experiment,
                            pruner=args.pruner, grid_seeds=args.search_seeds if args.search == "grid" else None)
@@ -187,6 +194,13 @@ def _live(records: list[dict]) -> list[dict]:
         else:
             out.append(r)
     return out
+
+
+def _vault_holds(vault: Path, teacher: dict) -> bool:
+    """Whether ``vault`` holds the recorded teacher (the run it was trained in)."""
+    path = vault / teacher_vault.RUN_FILE
+    return path.is_file() and json.loads(path.read_text())["origin_run_id"] in (
+        teacher.get("origin_run_id"), teacher.get("run_id"))
 
 
 def _reported(raw: list[dict]) -> list[dict]:

@@ -23,11 +23,13 @@ key's budget tag (``tdml.bench_budget``), so capped runs never stand in for full
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 from pathlib import Path
 
 import mlflow
 
+import teacher_vault
 from registry_files import readable
 from tdml import tracking
 from tdml.runs.distill import distill_in_run
@@ -70,6 +72,11 @@ def units(args):
                     yield ds, h, seed
 
 
+def _vault_holds(vault: Path, run_id: str) -> bool:
+    path = vault / teacher_vault.RUN_FILE
+    return path.is_file() and json.loads(path.read_text())["origin_run_id"] == run_id
+
+
 def run_all(args) -> None:
     track = {"experiment": args.experiment, "diagnostics": False}
     budget = {"progress": False, "max_batches": args.max_batches}
@@ -81,8 +88,17 @@ def run_all(args) -> None:
         key = f"{prefix}/teacher/H{h}/s{seed}"
         uri = f"models:/{ds}-{model}-L{args.seq_len}-H{h}@{alias}"
         students_left = any(f"{prefix}/{w}/H{h}/s{seed}" not in done for w in ("alone", "distilled"))
+        vault = Path(args.out) / "teachers" / f"{prefix.replace('@', '-')}-H{h}-s{seed}"  # committed weights
         if key in done and students_left and not readable(uri):
-            done.pop(key)  # a committed store on a fresh checkout: the teacher's files are not in it
+            # a committed store on a fresh checkout: the teacher's files are not in it; the vault
+            # has them if this teacher was saved there, else it is trained again
+            if _vault_holds(vault, done[key].info.run_id):
+                restored = teacher_vault.restore(vault, args.experiment)
+                name, _, version = restored[len("models:/"):].rpartition("/")
+                mlflow.MlflowClient().set_registered_model_alias(name, alias, version)
+                print(f"{key}: restored from {vault}", flush=True)
+            else:
+                done.pop(key)
         if key not in done:
             with tracking.start_run(args.experiment, f"teacher {model} {ds} L{args.seq_len}-H{h} seed {seed}",
                                     "teacher", tags={KEY: key, **tags}):
@@ -93,6 +109,7 @@ def run_all(args) -> None:
             # not better on validation) would otherwise leave it on the version whose files are gone
             mlflow.MlflowClient().set_registered_model_alias(uri[len("models:/"):].partition("@")[0], alias,
                                                              t.version)
+            teacher_vault.save(uri, vault)
         for what, extra in (("alone", {"method": "none"}), ("distilled", {})):
             key = f"{prefix}/{what}/H{h}/s{seed}"
             if key in done:

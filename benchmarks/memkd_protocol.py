@@ -21,6 +21,7 @@ import optuna
 from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 
+import teacher_vault
 from tdml import tracking
 from tdml.config import deep_merge, set_dotted
 from tdml.runs.distill import distill_in_run
@@ -100,7 +101,9 @@ def search(dataset: str, method: str, teacher_uri: str, train: dict, n_trials: i
             spec.update(search_space={"loss": space}, sampler={"name": "grid", "seed": sampler_seed},
                         pruner=PRUNERS["none"], seeds=list(grid_seeds))
         tune(spec_from_dict(spec), n_trials=left)
-    return choice(dataset, method, optuna.load_study(study_name=name, storage=storage))
+    study = optuna.load_study(study_name=name, storage=storage)
+    study.set_user_attr(TEACHER_ATTR, teacher_vault.origin_run_id(teacher_uri))
+    return choice(dataset, method, study)
 
 
 def _trials(name: str, storage: str) -> list:
@@ -110,16 +113,23 @@ def _trials(name: str, storage: str) -> list:
         return []
 
 
+TEACHER_ATTR = "teacher_run_id"  # a study's user attribute: the teacher its trials distilled from
+
+
 def study_name(base: str, teacher_uri: str, n_trials: int, storage: str) -> str:
     """``base`` if that study is complete (its trials and the finals chosen from it belong to the
-    teacher in force then), else ``base-t<teacher run id>``: an unfinished search is continued
-    only with the teacher it started with. A fresh checkout has no MLflow store, selects its
-    teacher again, and CPU training does not reproduce bit for bit -- so the run id, not the
-    registry version (which restarts at 1 in a new store), names the teacher."""
-    if sum(t.state in FINISHED for t in _trials(base, storage)) >= n_trials:
+    teacher in force then) or was started with this teacher, else ``base-t<teacher run id>``: an
+    unfinished search is continued only with the teacher it started with. A teacher re-selected
+    in a fresh checkout is another teacher (CPU training does not reproduce bit for bit); one
+    restored from the committed vault (``teacher_vault``) is the same, and keeps its origin run
+    id -- which, unlike the registry version, is unique across stores."""
+    trials = _trials(base, storage)
+    if sum(t.state in FINISHED for t in trials) >= n_trials:
         return base
-    name, version = teacher_uri.removeprefix("models:/").rsplit("/", 1)
-    return f"{base}-t{MlflowClient().get_model_version(name, version).run_id[:8]}"
+    origin = teacher_vault.origin_run_id(teacher_uri)
+    if trials and optuna.load_study(study_name=base, storage=storage).user_attrs.get(TEACHER_ATTR) == origin:
+        return base
+    return f"{base}-t{origin[:8]}"
 
 
 def study_spec(name: str, method: str, teacher_uri: str, train: dict, n_trials: int, storage: str,

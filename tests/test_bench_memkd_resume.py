@@ -71,6 +71,9 @@ def test_an_unfinished_search_continues_only_with_its_own_teacher(mlflow_store, 
     # one of two grid points run: a re-selected teacher does not continue the first teacher's grid
     assert memkd_protocol.study_name("s-grid", "models:/t/1", 2, storage) == f"s-grid-t{runs[0][:8]}"
     assert memkd_protocol.study_name("s-grid", "models:/t/2", 2, storage) == f"s-grid-t{runs[1][:8]}"
+    study.set_user_attr(memkd_protocol.TEACHER_ATTR, runs[1])  # started with teacher 2 (or one restored from it)
+    assert memkd_protocol.study_name("s-grid", "models:/t/2", 2, storage) == "s-grid"
+    assert memkd_protocol.study_name("s-grid", "models:/t/1", 2, storage) == f"s-grid-t{runs[0][:8]}"
     study.add_trial(optuna.trial.create_trial(params={}, distributions={}, value=0.6))
     assert memkd_protocol.study_name("s-grid", "models:/t/2", 2, storage) == "s-grid"  # finished: kept
 
