@@ -92,7 +92,7 @@ def run_all(args) -> None:
         if key in done and students_left and not readable(uri):
             # a committed store on a fresh checkout: the teacher's files are not in it; the vault
             # has them if this teacher was saved there, else it is trained again
-            if _vault_holds(vault, done[key].info.run_id):
+            if _vault_holds(vault, done[key].data.tags.get(teacher_vault.ORIGIN_TAG, done[key].info.run_id)):
                 restored = teacher_vault.restore(vault, args.experiment)
                 name, _, version = restored[len("models:/"):].rpartition("/")
                 mlflow.MlflowClient().set_registered_model_alias(name, alias, version)
