@@ -133,7 +133,7 @@ def main(argv=None) -> int:
             vault = out / "teachers" / ds  # committed: the teacher's weights outlive this store
             if teacher and _resolves(teacher[-1]["uri"]):
                 teacher_uri = teacher[-1]["uri"]
-            elif teacher and _vault_holds(vault, teacher[-1]):  # a fresh checkout: the same teacher
+            elif teacher and teacher_vault.holds(vault, teacher[-1]["run_id"]):  # a fresh checkout: the same teacher
                 teacher_uri = teacher_vault.restore(vault, args.experiment)
                 print(f"[{ds}] teacher {teacher[-1]['uri']} restored from {vault} as {teacher_uri}", flush=True)
                 add({**teacher[-1], "uri": teacher_uri})
@@ -194,13 +194,6 @@ def _live(records: list[dict]) -> list[dict]:
         else:
             out.append(r)
     return out
-
-
-def _vault_holds(vault: Path, teacher: dict) -> bool:
-    """Whether ``vault`` holds the recorded teacher (the run it was trained in)."""
-    path = vault / teacher_vault.RUN_FILE
-    return path.is_file() and json.loads(path.read_text())["origin_run_id"] in (
-        teacher.get("origin_run_id"), teacher.get("run_id"))
 
 
 def _reported(raw: list[dict]) -> list[dict]:

@@ -23,7 +23,6 @@ key's budget tag (``tdml.bench_budget``), so capped runs never stand in for full
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 from pathlib import Path
 
@@ -72,11 +71,6 @@ def units(args):
                     yield ds, h, seed
 
 
-def _vault_holds(vault: Path, run_id: str) -> bool:
-    path = vault / teacher_vault.RUN_FILE
-    return path.is_file() and json.loads(path.read_text())["origin_run_id"] == run_id
-
-
 def run_all(args) -> None:
     track = {"experiment": args.experiment, "diagnostics": False}
     budget = {"progress": False, "max_batches": args.max_batches}
@@ -92,7 +86,7 @@ def run_all(args) -> None:
         if key in done and students_left and not readable(uri):
             # a committed store on a fresh checkout: the teacher's files are not in it; the vault
             # has them if this teacher was saved there, else it is trained again
-            if _vault_holds(vault, done[key].data.tags.get(teacher_vault.ORIGIN_TAG, done[key].info.run_id)):
+            if teacher_vault.holds(vault, done[key].data.tags.get(teacher_vault.ORIGIN_TAG, done[key].info.run_id)):
                 restored = teacher_vault.restore(vault, args.experiment)
                 name, _, version = restored[len("models:/"):].rpartition("/")
                 mlflow.MlflowClient().set_registered_model_alias(name, alias, version)

@@ -106,11 +106,16 @@ def search(dataset: str, method: str, teacher_uri: str, train: dict, n_trials: i
     return choice(dataset, method, study)
 
 
-def _trials(name: str, storage: str) -> list:
+def _study(name: str, storage: str) -> optuna.Study | None:
     try:
-        return optuna.load_study(study_name=name, storage=storage).get_trials(deepcopy=False)
+        return optuna.load_study(study_name=name, storage=storage)
     except KeyError:
-        return []
+        return None
+
+
+def _trials(name: str, storage: str) -> list:
+    study = _study(name, storage)
+    return study.get_trials(deepcopy=False) if study else []
 
 
 TEACHER_ATTR = "teacher_run_id"  # a study's user attribute: the teacher its trials distilled from
@@ -123,11 +128,11 @@ def study_name(base: str, teacher_uri: str, n_trials: int, storage: str) -> str:
     in a fresh checkout is another teacher (CPU training does not reproduce bit for bit); one
     restored from the committed vault (``teacher_vault``) is the same, and keeps its origin run
     id -- which, unlike the registry version, is unique across stores."""
-    trials = _trials(base, storage)
-    if sum(t.state in FINISHED for t in trials) >= n_trials:
+    study = _study(base, storage)
+    if study and sum(t.state in FINISHED for t in study.get_trials(deepcopy=False)) >= n_trials:
         return base
     origin = teacher_vault.origin_run_id(teacher_uri)
-    if trials and optuna.load_study(study_name=base, storage=storage).user_attrs.get(TEACHER_ATTR) == origin:
+    if study and study.user_attrs.get(TEACHER_ATTR) == origin:
         return base
     return f"{base}-t{origin[:8]}"
 

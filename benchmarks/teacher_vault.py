@@ -36,6 +36,12 @@ def origin_run_id(uri: str) -> str:
     return run.data.tags.get(ORIGIN_TAG, run.info.run_id)
 
 
+def holds(vault: Path, run_id: str) -> bool:
+    """Whether ``vault`` holds the teacher first trained in run ``run_id``."""
+    path = vault / RUN_FILE
+    return path.is_file() and json.loads(path.read_text())["origin_run_id"] == run_id
+
+
 def save(uri: str, vault: Path) -> Path:
     """Write the teacher behind ``uri`` (weights, config, its run's record) to ``vault``."""
     model, meta, mv = load_model(uri)
